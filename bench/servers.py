@@ -1,0 +1,91 @@
+"""Processes the benchmarks measure: a bare vLLM server and a lorag gateway in front of it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from service.base_model import prepare_bundled_model  # noqa: E402
+from service.settings import BUNDLED_MODEL_NAME, Settings  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], timeout_s: float = 300) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process for {url} exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def start_vllm(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A vLLM server on the bundled model, as `lorag serve` would start it."""
+    model_dir = prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
+    port = free_port()
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+           "VLLM_CPU_KVCACHE_SPACE": "1", **(extra_env or {})}  # fmt: skip
+    log = open(Path(tempfile.gettempdir()) / f"bench-vllm-{port}.log", "wb")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
+         "--served-model-name", BUNDLED_MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
+         "--dtype", "bfloat16", "--max-model-len", "2048", "--enable-lora",
+         "--max-lora-rank", "16", "--max-loras", "8", "--max-cpu-loras", "16",
+         "--disable-uvicorn-access-log"],
+        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/health", process)
+    return process, url, BUNDLED_MODEL_NAME
+
+
+def start_gateway(
+    vllm_url: str, model: str, extra_env: dict[str, str] | None = None
+) -> tuple[subprocess.Popen[bytes], str]:
+    """A lorag gateway with the remote engine pointing at `vllm_url`."""
+    port = free_port()
+    data_dir = tempfile.mkdtemp(prefix="lorag-bench-")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LORAG_ENGINE": "remote",
+           "LORAG_VLLM_URLS": vllm_url, "LORAG_MODEL_NAME": model,
+           "LORAG_BASE_MODEL": str(REPO / ".lorag" / "models" / model),
+           "LORAG_DATA_DIR": data_dir, "LORAG_PORT": str(port), "LORAG_LOG_LEVEL": "warning",
+           **(extra_env or {})}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"], cwd=REPO, env=env,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    wait_for(f"{url}/ready", process)
+    return process, url
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    try:
+        os.killpg(os.getpgid(process.pid), signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(os.getpgid(process.pid), signal.SIGKILL)

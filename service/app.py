@@ -1,0 +1,123 @@
+"""`build_app(settings)`: the gateway wired from one `Settings`. No module globals.
+
+routes (thin HTTP) -> handlers (logic) -> interfaces (Engine, Registry, KnowledgeBase).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from adapters.registry import Registry
+from service.base_model import served_model_name
+from service.engine import Engine, build_engine
+from service.errors import envelope, package_error_bases, to_envelope
+from service.handlers.completions import CompletionsHandler
+from service.lora import LoraManager
+from service.metrics import Metrics
+from service.request_ids import RequestIdMiddleware
+from service.routes import admin, health, knowledge, openai
+from service.routing import Router
+from service.settings import Settings
+from service.wiring import (
+    base_model_info,
+    open_knowledge,
+    open_registry,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    client: httpx.AsyncClient
+    registry: Registry
+    router: Router
+    lora: LoraManager
+    metrics: Metrics
+    completions: CompletionsHandler
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
+    from service.upstream import new_client
+
+    engine = engine or build_engine(settings)
+    client = new_client(settings.request_timeout_s)
+    registry = open_registry(settings)
+    metrics = Metrics()
+    router = Router(registry, served_model_name(settings))
+    lora = LoraManager(
+        engine, client, registry.artifact_path, cap=settings.max_cpu_loras, metrics=metrics
+    )
+    completions = CompletionsHandler(engine, client, router, lora, metrics)
+    return AppState(settings, engine, client, registry, router, lora, metrics, completions)
+
+
+def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
+    state = build_state(settings, engine)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await state.engine.start()
+        try:
+            yield
+        finally:
+            await state.engine.stop()
+            await state.client.aclose()
+            knowledge_base = state.extras.pop("knowledge", None)
+            if knowledge_base is not None:
+                knowledge_base.close()
+
+    app = FastAPI(
+        title="lorag",
+        description="OpenAI-compatible gateway with per-tenant LoRA adapters and retrieval.",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.lorag = state
+    state.extras["open_knowledge"] = lambda: open_knowledge(settings)
+    state.extras["base_info"] = functools.cache(lambda: base_model_info(settings))
+    app.add_middleware(RequestIdMiddleware)
+    for module in (openai, health, admin, knowledge):
+        app.include_router(module.router)
+    _install_error_handlers(app)
+    return app
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def mapped(request: Request, exc: Exception) -> JSONResponse:
+        status, body = to_envelope(exc)
+        if status >= 500:
+            log.error("request failed: %s", exc, exc_info=not hasattr(exc, "status"))
+        return JSONResponse(body, status_code=status)
+
+    for error_class in (Exception, *package_error_bases()):
+        app.add_exception_handler(error_class, mapped)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        loc = [str(part) for part in first.get("loc", ()) if part not in ("body", "query")]
+        param = ".".join(loc) or None
+        message = f"{param}: {first.get('msg')}" if param else str(first.get("msg"))
+        body = envelope(message, type="invalid_request_error", param=param, code="invalid_request")
+        return JSONResponse(body, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+        body = envelope(str(exc.detail), type=kind, code=None)
+        return JSONResponse(body, status_code=exc.status_code)

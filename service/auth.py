@@ -1,0 +1,66 @@
+"""Who is calling: a tenant (by API key), an anonymous caller, or an operator (admin key).
+
+- A tenant key (`lrg-...`) picks the tenant; an unknown or rotated tenant key is refused (401).
+- No key, or a key that is not a lorag key (OpenAI clients insist on sending one), is an
+  anonymous caller: the base model only, no knowledge base. `LORAG_REQUIRE_API_KEY=true`
+  refuses anonymous callers.
+- Operators send the admin key (`LORAG_ADMIN_KEY`) as a bearer token or `X-Admin-Key`.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from adapters.models import Tenant
+from service.errors import Forbidden, Unauthorized
+
+TENANT_KEY_PREFIX = "lrg-"
+
+
+@dataclass(frozen=True)
+class Caller:
+    tenant: Tenant | None
+
+    @property
+    def tenant_id(self) -> str | None:
+        return self.tenant.id if self.tenant else None
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    return None
+
+
+async def get_caller(request: Request) -> Caller:
+    state = request.app.state.lorag
+    token = bearer_token(request)
+    if token and token.startswith(TENANT_KEY_PREFIX):
+        tenant = state.registry.tenant_for_key(token)
+        if tenant is None:
+            raise Unauthorized("invalid API key")
+        return Caller(tenant)
+    if state.settings.require_api_key:
+        raise Unauthorized("an API key is required (Authorization: Bearer lrg-...)")
+    return Caller(None)
+
+
+async def require_tenant(request: Request) -> Tenant:
+    caller = await get_caller(request)
+    if caller.tenant is None:
+        raise Unauthorized("this endpoint needs a tenant API key (Authorization: Bearer lrg-...)")
+    return caller.tenant
+
+
+async def require_admin(request: Request) -> None:
+    configured = request.app.state.lorag.settings.admin_key
+    if configured is None:
+        raise Forbidden("the admin API is off: set LORAG_ADMIN_KEY")
+    offered = request.headers.get("x-admin-key") or bearer_token(request) or ""
+    if not secrets.compare_digest(offered.encode(), configured.get_secret_value().encode()):
+        raise Unauthorized("invalid admin key")

@@ -1,0 +1,31 @@
+"""Engines: where vLLM runs. `build_engine` picks the backend from one setting."""
+
+from __future__ import annotations
+
+from service.base_model import resolve_base_model, served_model_name
+from service.engine.base import Engine
+from service.engine.embedded import EmbeddedEngine, EmbeddedEngineConfig
+from service.engine.remote import RemoteEngine
+from service.settings import Settings, child_environment
+
+__all__ = ["EmbeddedEngine", "EmbeddedEngineConfig", "Engine", "RemoteEngine", "build_engine"]
+
+
+def build_engine(settings: Settings) -> Engine:
+    if settings.engine == "remote":
+        return RemoteEngine(settings.vllm_urls)
+    config = EmbeddedEngineConfig(
+        model=resolve_base_model(settings),
+        served_name=served_model_name(settings),
+        log_path=settings.data_dir / "logs" / "vllm.log",
+        dtype=settings.vllm_dtype,
+        max_model_len=settings.max_model_len,
+        max_lora_rank=settings.max_lora_rank,
+        max_loras=settings.max_loras,
+        max_cpu_loras=settings.max_cpu_loras,
+        kv_cache_gib=settings.vllm_kv_cache_gib,
+        start_timeout_s=settings.vllm_start_timeout_s,
+        extra_args=list(settings.vllm_extra_args),
+        environment=child_environment({}),
+    )
+    return EmbeddedEngine(config)

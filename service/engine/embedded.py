@@ -1,0 +1,256 @@
+"""The embedded engine: vLLM's OpenAI server as a supervised child process.
+
+It listens on 127.0.0.1 on a free port (only the gateway reaches it), with runtime LoRA loading
+enabled. `start` waits for `/health`; a child that dies is restarted with backoff; `stop`
+ends the whole process group. The child asks the kernel to kill it when the gateway dies
+(PR_SET_PDEATHSIG), so a killed gateway leaves no orphan vLLM behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from service.engine.base import Engine
+from service.errors import EngineUnavailable
+
+log = logging.getLogger(__name__)
+
+_PR_SET_PDEATHSIG = 1
+_LOG_TAIL_LINES = 40
+
+
+@dataclass(frozen=True)
+class EmbeddedEngineConfig:
+    model: str
+    served_name: str
+    log_path: Path
+    dtype: str = "bfloat16"
+    max_model_len: int = 2048
+    max_lora_rank: int = 16
+    max_loras: int = 4
+    max_cpu_loras: int = 8
+    kv_cache_gib: int = 1
+    start_timeout_s: float = 300.0
+    extra_args: list[str] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)
+    python: str = sys.executable
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    """Runs in the child before exec: SIGTERM it when the gateway process dies."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def tail_lines(path: Path, count: int = _LOG_TAIL_LINES) -> str:
+    try:
+        with path.open("r", errors="replace") as handle:
+            return "".join(deque(handle, maxlen=count))
+    except OSError:
+        return ""
+
+
+class EmbeddedEngine(Engine):
+    def __init__(self, config: EmbeddedEngineConfig, *, backoff_max_s: float = 30.0):
+        self.config = config
+        self._backoff_max_s = backoff_max_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._url: str | None = None
+        self._up = False
+        self._stopping = False
+        self._generation = 0
+        self._restarts = 0
+        self._supervisor: asyncio.Task[None] | None = None
+        self.last_error: str | None = None
+
+    # --- Engine -------------------------------------------------------------------------
+    async def start(self) -> None:
+        """Start supervising: the first launch and every restart run in the background."""
+        self._stopping = False
+        self._supervisor = asyncio.create_task(self._supervise(), name="vllm-supervisor")
+
+    async def wait_ready(self, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._up:
+            if time.monotonic() > deadline:
+                raise EngineUnavailable(self.last_error or "vLLM is not ready yet")
+            await asyncio.sleep(0.2)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        self._up = False
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+            self._supervisor = None
+        await asyncio.to_thread(self._terminate)
+
+    def pick_url(self) -> str:
+        if not self._up or self._url is None:
+            raise EngineUnavailable("the model engine is starting or restarting; retry shortly")
+        return self._url
+
+    @property
+    def urls(self) -> list[str]:
+        return [self._url] if self._up and self._url else []
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process else None
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "kind": "embedded",
+            "up": self._up,
+            "pid": self.pid,
+            "restarts": self._restarts,
+            "generation": self._generation,
+            "last_error": self.last_error,
+        }
+
+    # --- process management -------------------------------------------------------------
+    def _command(self, port: int) -> list[str]:
+        cfg = self.config
+        return [
+            cfg.python, "-m", "vllm.entrypoints.openai.api_server",
+            "--model", cfg.model,
+            "--served-model-name", cfg.served_name,
+            "--host", "127.0.0.1",
+            "--port", str(port),
+            "--dtype", cfg.dtype,
+            "--max-model-len", str(cfg.max_model_len),
+            "--enable-lora",
+            "--max-lora-rank", str(cfg.max_lora_rank),
+            "--max-loras", str(cfg.max_loras),
+            "--max-cpu-loras", str(cfg.max_cpu_loras),
+            "--disable-uvicorn-access-log",
+            *cfg.extra_args,
+        ]  # fmt: skip
+
+    def _environment(self) -> dict[str, str]:
+        return {
+            **self.config.environment,
+            "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+            "VLLM_CPU_KVCACHE_SPACE": str(self.config.kv_cache_gib),
+            "HF_HUB_OFFLINE": self.config.environment.get("HF_HUB_OFFLINE", "1"),
+        }
+
+    async def _launch_and_wait(self) -> None:
+        port = free_port()
+        self.config.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = self.config.log_path.open("ab")
+        log.info("starting vLLM on 127.0.0.1:%d (log: %s)", port, self.config.log_path)
+        try:
+            self._process = subprocess.Popen(
+                self._command(port),
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=self._environment(),
+                start_new_session=True,
+                preexec_fn=_die_with_parent,
+            )
+        finally:
+            log_file.close()
+        url = f"http://127.0.0.1:{port}"
+        await self._wait_healthy(url)
+        self._url = url
+        self._generation += 1
+        self._up = True
+        log.info("vLLM ready at %s (pid %d)", url, self._process.pid)
+
+    async def _wait_healthy(self, url: str) -> None:
+        deadline = time.monotonic() + self.config.start_timeout_s
+        async with httpx.AsyncClient(timeout=2.0) as client:
+            while time.monotonic() < deadline:
+                if self._process is None or self._process.poll() is not None:
+                    code = self._process.returncode if self._process else None
+                    raise EngineUnavailable(
+                        f"vLLM exited during start (code {code}); last log lines:\n"
+                        + tail_lines(self.config.log_path)
+                    )
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await client.get(f"{url}/health")).status_code == 200:
+                        return
+                await asyncio.sleep(0.5)
+        raise EngineUnavailable(
+            f"vLLM did not become healthy within {self.config.start_timeout_s:.0f} s; "
+            "last log lines:\n" + tail_lines(self.config.log_path)
+        )
+
+    async def _supervise(self) -> None:
+        backoff = 1.0
+        while not self._stopping:
+            process = self._process
+            if process is not None and process.poll() is None:
+                await asyncio.sleep(0.5)
+                continue
+            if process is not None:
+                self._up = False
+                self._restarts += 1
+                log.error(
+                    "vLLM exited with code %s; restarting. Last log lines:\n%s",
+                    process.returncode, tail_lines(self.config.log_path, 10),
+                )  # fmt: skip
+                await asyncio.to_thread(self._terminate)
+                self._process = None
+            try:
+                await self._launch_and_wait()
+                self.last_error = None
+                backoff = 1.0
+            except EngineUnavailable as exc:
+                self.last_error = exc.message
+                log.error("vLLM start failed (retrying in %.0f s): %s", backoff, exc.message)
+                await asyncio.to_thread(self._terminate)
+                self._process = None
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self._backoff_max_s)
+
+    def _terminate(self) -> None:
+        process = self._process
+        if process is None:
+            return
+        try:
+            pgid = os.getpgid(process.pid)
+        except ProcessLookupError:
+            pgid = None
+        if pgid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            if pgid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(pgid, signal.SIGKILL)
+            process.wait(timeout=5)
+        if pgid is not None:
+            # workers that outlived the main process (same group)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pgid, signal.SIGKILL)

@@ -1,0 +1,215 @@
+"""Chat and text completions: validate, route to base or adapter, relay vLLM's answer.
+
+Streaming responses are relayed event by event as they arrive (never buffered); the only
+change made to them is the `model` field, which says the name the client asked for. A client
+that disconnects closes the upstream response, which makes vLLM abort the request.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import httpx
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import ValidationError
+
+from service.auth import Caller
+from service.engine import Engine
+from service.errors import InvalidRequest, ServerError, to_envelope
+from service.lora import LoraManager
+from service.metrics import Metrics
+from service.protocol.openai import ChatCompletionRequest, CompletionRequest
+from service.routing import Router, Target
+from service.upstream import UpstreamError, open_stream, post_json, sse_events
+
+log = logging.getLogger(__name__)
+
+Endpoint = Literal["chat", "completions"]
+_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+_REQUEST_TYPES = {"chat": ChatCompletionRequest, "completions": CompletionRequest}
+_DONE = b"data: [DONE]"
+
+
+@dataclass
+class Prepared:
+    """A validated request, routed, ready to send."""
+
+    endpoint: Endpoint
+    target: Target
+    body: dict[str, Any]
+    stream: bool
+    client_wants_usage: bool
+    started: float
+
+
+def parse_body(endpoint: Endpoint, raw: bytes) -> ChatCompletionRequest | CompletionRequest:
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("the request body must be a JSON object")
+    try:
+        return _REQUEST_TYPES[endpoint].model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
+
+
+class CompletionsHandler:
+    def __init__(
+        self,
+        engine: Engine,
+        client: httpx.AsyncClient,
+        router: Router,
+        lora: LoraManager,
+        metrics: Metrics,
+    ):
+        self.engine = engine
+        self.client = client
+        self.router = router
+        self.lora = lora
+        self.metrics = metrics
+
+    async def handle(
+        self, endpoint: Endpoint, raw: bytes, caller: Caller, request_id: str
+    ) -> JSONResponse | StreamingResponse:
+        started = time.perf_counter()
+        request = parse_body(endpoint, raw)
+        target = self.router.resolve(caller, request.model)
+        body = request.model_dump(exclude_unset=True, exclude={"lorag"})
+        wants_usage = bool(request.stream_options and request.stream_options.include_usage)
+        if request.stream:
+            body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+        prepared = Prepared(endpoint, target, body, request.stream, wants_usage, started)
+        if request.stream:
+            return await self._stream(prepared, request_id)
+        return await self._complete(prepared, request_id)
+
+    # --- non-streaming ------------------------------------------------------------------
+    async def _complete(self, prepared: Prepared, request_id: str) -> JSONResponse:
+        result, release = await self._with_engine(prepared, request_id, self._post)
+        release()
+        result["model"] = prepared.target.requested
+        self.metrics.record_usage(result.get("usage"))
+        self._observe(prepared, 200)
+        return JSONResponse(result)
+
+    async def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
+        return await post_json(self.client, url + _PATHS[body.pop("_endpoint")], body, headers)
+
+    # --- streaming ----------------------------------------------------------------------
+    async def _stream(self, prepared: Prepared, request_id: str) -> StreamingResponse:
+        (upstream, served_name), release = await self._with_engine(prepared, request_id, self._open)
+        events = self._relay(prepared, upstream, served_name, release)
+        return StreamingResponse(
+            events,
+            media_type="text/event-stream",
+            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+        )
+
+    async def _open(
+        self, url: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> tuple[httpx.Response, str]:
+        response = await open_stream(
+            self.client, url + _PATHS[body.pop("_endpoint")], body, headers
+        )
+        return response, body["model"]
+
+    async def _relay(
+        self,
+        prepared: Prepared,
+        upstream: httpx.Response,
+        served_name: str,
+        release: Callable[[], None],
+    ) -> AsyncIterator[bytes]:
+        old = f'"model":"{served_name}"'.encode()
+        new = f'"model":{json.dumps(prepared.target.requested)}'.encode()
+        first = True
+        status = 200
+        try:
+            async for event in sse_events(upstream):
+                if first:
+                    self.metrics.ttft.labels(prepared.endpoint).observe(
+                        time.perf_counter() - prepared.started
+                    )
+                    first = False
+                if event.startswith(_DONE):
+                    yield event + b"\n\n"
+                    continue
+                if b'"usage":{' in event and b'"choices":[]' in event:
+                    self._record_stream_usage(event)
+                    if not prepared.client_wants_usage:
+                        continue
+                yield event.replace(old, new, 1) + b"\n\n"
+        except ServerError as exc:
+            status = exc.status
+            _, payload = to_envelope(exc)
+            log.warning("stream broke: %s", exc.message)
+            yield b"data: " + json.dumps(payload).encode() + b"\n\n"
+        finally:
+            await upstream.aclose()
+            release()
+            self._observe(prepared, status)
+
+    def _record_stream_usage(self, event: bytes) -> None:
+        try:
+            usage = json.loads(event.removeprefix(b"data: "))["usage"]
+        except (ValueError, KeyError):
+            return
+        self.metrics.record_usage(usage)
+
+    # --- shared -------------------------------------------------------------------------
+    async def _with_engine(
+        self, prepared: Prepared, request_id: str, send: Any
+    ) -> tuple[Any, Callable[[], None]]:
+        """Pick a server, make sure the adapter is loaded there, send; reload once on 404.
+
+        Returns the result and a `release` to call when the response is finished (it keeps
+        the adapter loaded while a stream runs).
+        """
+        headers = {"x-request-id": request_id}
+        target = prepared.target
+        for attempt in (1, 2):
+            url = self.engine.pick_url()
+            body = dict(prepared.body, _endpoint=prepared.endpoint)
+            release: Callable[[], None] = _nothing
+            try:
+                if target.adapter is None:
+                    body["model"] = self.router.base_name
+                else:
+                    served = await self.lora.acquire(url, target.adapter)
+                    release = functools.partial(self.lora.release, url, served)
+                    body["model"] = served
+                return await send(url, body, headers), release
+            except UpstreamError as exc:
+                release()
+                if exc.status == 404 and target.adapter is not None and attempt == 1:
+                    self.lora.forget(url, target.adapter.served_name)
+                    continue
+                self._observe(prepared, exc.status)
+                if exc.status == 404:  # never reveal the engine's internal names
+                    raise ServerError(f"the engine lost model `{target.requested}`") from exc
+                raise
+            except ServerError as exc:
+                release()
+                self._observe(prepared, exc.status)
+                raise
+        raise AssertionError("unreachable")
+
+    def _observe(self, prepared: Prepared, status: int) -> None:
+        self.metrics.requests.labels(prepared.endpoint, prepared.target.kind, str(status)).inc()
+        self.metrics.latency.labels(prepared.endpoint).observe(
+            time.perf_counter() - prepared.started
+        )
+
+
+def _nothing() -> None:
+    return None

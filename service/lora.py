@@ -1,0 +1,128 @@
+"""Live adapters: which adapter versions each vLLM server has loaded, loading on demand.
+
+Every version is served under its own name (`support@v3`), never reloaded under a reused
+name (vLLM serves stale results when a name is reloaded with new weights). Promotion is
+therefore: load v4, repoint the mode, let v3's running requests finish. Versions beyond the
+cap are unloaded least-recently-used first, never while a request uses them. After an engine
+restart (`Engine.generation` changes) everything is loaded again on demand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter, OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+
+from adapters.models import AdapterVersion
+from service.engine import Engine
+from service.errors import EngineUnavailable
+from service.metrics import Metrics
+from service.upstream import UpstreamError, mapped_transport_errors
+
+log = logging.getLogger(__name__)
+
+
+class LoraManager:
+    def __init__(
+        self,
+        engine: Engine,
+        client: httpx.AsyncClient,
+        artifact_path: Callable[[AdapterVersion], Path],
+        *,
+        cap: int,
+        metrics: Metrics | None = None,
+    ):
+        self.engine = engine
+        self.client = client
+        self.artifact_path = artifact_path
+        self.cap = max(1, cap)
+        self.metrics = metrics
+        self._loaded: dict[str, OrderedDict[str, None]] = {}
+        self._generation = engine.generation
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._in_use: Counter[tuple[str, str]] = Counter()
+
+    def loaded(self, url: str) -> list[str]:
+        self._check_generation()
+        return list(self._loaded.get(url, {}))
+
+    async def acquire(self, url: str, version: AdapterVersion) -> str:
+        """Ensure `version` is loaded on `url`; it stays loaded until `release`."""
+        name = await self.ensure_loaded(url, version)
+        self._in_use[(url, name)] += 1
+        return name
+
+    def release(self, url: str, name: str) -> None:
+        key = (url, name)
+        self._in_use[key] -= 1
+        if self._in_use[key] <= 0:
+            del self._in_use[key]
+
+    async def ensure_loaded(self, url: str, version: AdapterVersion) -> str:
+        self._check_generation()
+        name = version.served_name
+        loaded = self._loaded.setdefault(url, OrderedDict())
+        if name in loaded:
+            loaded.move_to_end(name)
+            return name
+        lock = self._locks.setdefault(f"{url}|{name}", asyncio.Lock())
+        async with lock:
+            if name not in loaded:
+                await self._load(url, name, self.artifact_path(version))
+                loaded[name] = None
+                if self.metrics:
+                    self.metrics.adapter_loads.inc()
+            loaded.move_to_end(name)
+        await self._evict(url)
+        return name
+
+    async def preload(self, version: AdapterVersion) -> None:
+        """Load on every server (promotion): the first request then finds it ready."""
+        urls = self.engine.urls
+        if not urls:
+            raise EngineUnavailable("the model engine is starting or restarting; retry shortly")
+        for url in urls:
+            await self.ensure_loaded(url, version)
+
+    def forget(self, url: str, name: str) -> None:
+        """vLLM no longer knows `name` (it restarted behind our back): load again next time."""
+        self._loaded.get(url, OrderedDict()).pop(name, None)
+
+    async def unload(self, name: str) -> None:
+        for url, loaded in self._loaded.items():
+            if name in loaded and not self._in_use.get((url, name)):
+                await self._unload(url, name)
+                loaded.pop(name, None)
+
+    def _check_generation(self) -> None:
+        if self.engine.generation != self._generation:
+            self._loaded.clear()
+            self._generation = self.engine.generation
+
+    async def _evict(self, url: str) -> None:
+        loaded = self._loaded.get(url, OrderedDict())
+        for name in list(loaded):
+            if len(loaded) <= self.cap:
+                return
+            if self._in_use.get((url, name)):
+                continue
+            await self._unload(url, name)
+            loaded.pop(name, None)
+
+    async def _load(self, url: str, name: str, path: Path) -> None:
+        body = {"lora_name": name, "lora_path": str(path.resolve())}
+        with mapped_transport_errors():
+            response = await self.client.post(f"{url}/v1/load_lora_adapter", json=body)
+        if response.status_code >= 400 and b"already" not in response.content.lower():
+            raise UpstreamError.from_response(response.status_code, response.content)
+        log.info("loaded adapter %s on %s", name, url)
+
+    async def _unload(self, url: str, name: str) -> None:
+        with contextlib.suppress(EngineUnavailable), mapped_transport_errors():
+            await self.client.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": name})
+        log.info("unloaded adapter %s from %s", name, url)

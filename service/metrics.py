@@ -1,0 +1,57 @@
+"""Prometheus metrics of one gateway: requests, latency, time to first token, tokens.
+
+Each app owns its `Metrics` (its own registry), so tests and several apps in one process
+never share counters.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+
+
+class Metrics:
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "lorag_requests",
+            "Requests by endpoint, mode kind and status.",
+            ["endpoint", "kind", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "lorag_request_seconds",
+            "Time from request to the last byte of the response.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.ttft = Histogram(
+            "lorag_time_to_first_token_seconds",
+            "Time from request to the first streamed event.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.tokens = Counter(
+            "lorag_tokens",
+            "Tokens processed, by kind (prompt, completion).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.adapter_loads = Counter(
+            "lorag_adapter_loads", "Adapters loaded into the engine.", registry=self.registry
+        )
+
+    def record_usage(self, usage: dict[str, int] | None) -> None:
+        if not usage:
+            return
+        self.tokens.labels("prompt").inc(usage.get("prompt_tokens") or 0)
+        self.tokens.labels("completion").inc(usage.get("completion_tokens") or 0)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

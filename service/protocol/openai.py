@@ -1,0 +1,81 @@
+"""OpenAI request and response types the gateway validates.
+
+Permissive (`extra="allow"`): fields lorag does not know pass through to vLLM untouched.
+OpenAI's fields come first in the spec's order; lorag's extension follows a marked comment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class OpenAIModel(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class RetrievalOverride(BaseModel):
+    """Narrowing of a mode's retrieval settings for one request (when the mode allows it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int | None = Field(None, ge=1, le=50)
+    score_threshold: float | None = None
+    filter: dict[str, Any] | None = None
+    search: Literal["hybrid", "dense", "sparse"] | None = None
+
+
+class LoragOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    retrieval: RetrievalOverride | None = None
+
+
+class ChatMessage(OpenAIModel):
+    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
+    content: str | list[dict[str, Any]] | None = None
+
+
+class StreamOptions(OpenAIModel):
+    include_usage: bool | None = None
+
+
+class _SamplingFields(OpenAIModel):
+    max_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    n: int | None = Field(None, ge=1, le=16)
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    stop: str | list[str] | None = None
+    seed: int | None = None
+
+
+class ChatCompletionRequest(_SamplingFields):
+    model: str = Field(min_length=1)
+    messages: list[ChatMessage] = Field(min_length=1)
+    max_completion_tokens: int | None = Field(None, ge=1)
+    # --- lorag extension ---
+    lorag: LoragOptions | None = None
+
+
+class CompletionRequest(_SamplingFields):
+    model: str = Field(min_length=1)
+    prompt: str | list[str] | list[int] | list[list[int]]
+    # --- lorag extension ---
+    lorag: LoragOptions | None = None
+
+
+class ModelCard(BaseModel):
+    id: str
+    object: Literal["model"] = "model"
+    created: int
+    owned_by: str
+    # --- lorag extension ---
+    lorag: dict[str, Any] | None = None
+
+
+class ModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[ModelCard]

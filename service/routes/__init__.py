@@ -1,0 +1,1 @@
+"""HTTP glue: each module is a thin router that fetches its handler from `app.state.lorag`."""

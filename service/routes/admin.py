@@ -1,0 +1,134 @@
+"""`/admin/...`: operators manage adapters, tenants and modes (admin key).
+
+Setting a mode is the promotion path: the new version is loaded into the engine first, then
+the mode points at it, so new requests use it at once and running ones finish on the old one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+
+from adapters.names import parse_ref
+from service.auth import require_admin
+from service.errors import EngineUnavailable
+from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
+
+
+def _state(request: Request) -> Any:
+    return request.app.state.lorag
+
+
+@router.get("/adapters")
+async def list_adapters(request: Request) -> dict[str, Any]:
+    versions = _state(request).registry.list_adapters()
+    return {"data": [v.to_dict() for v in versions]}
+
+
+@router.post("/adapters", status_code=201)
+async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    version = await asyncio.to_thread(
+        state.registry.import_adapter,
+        Path(body.path),
+        body.name,
+        base=state.extras["base_info"](),
+        max_rank=state.settings.max_lora_rank,
+        origin="import",
+        notes=body.notes,
+        owner=body.owner,
+    )
+    return version.to_dict()
+
+
+@router.get("/adapters/{name}")
+async def show_adapter(name: str, request: Request) -> dict[str, Any]:
+    versions = _state(request).registry.list_adapters(name)
+    if not versions:
+        _state(request).registry.get_version(name)  # raises NotFound
+    return {"data": [v.to_dict() for v in versions]}
+
+
+@router.delete("/adapters/{name}/versions/{version}")
+async def delete_version(name: str, version: int, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    served = state.registry.get_version(name, version).served_name
+    state.registry.delete_version(name, version)
+    await state.lora.unload(served)
+    return {"deleted": served}
+
+
+@router.post("/tenants", status_code=201)
+async def create_tenant(body: CreateTenant, request: Request) -> dict[str, Any]:
+    tenant, key = _state(request).registry.create_tenant(body.id, body.display_name)
+    return {"tenant": tenant.to_dict(), "api_key": key}
+
+
+@router.get("/tenants")
+async def list_tenants(request: Request) -> dict[str, Any]:
+    return {"data": [t.to_dict() for t in _state(request).registry.list_tenants()]}
+
+
+@router.get("/tenants/{tenant_id}")
+async def show_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
+    registry = _state(request).registry
+    tenant = registry.get_tenant(tenant_id)
+    return {**tenant.to_dict(), "modes": [m.to_dict() for m in registry.list_modes(tenant_id)]}
+
+
+@router.delete("/tenants/{tenant_id}")
+async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
+    _state(request).registry.delete_tenant(tenant_id)
+    return {"deleted": tenant_id}
+
+
+@router.post("/tenants/{tenant_id}/rotate-key")
+async def rotate_key(tenant_id: str, request: Request) -> dict[str, Any]:
+    return {"api_key": _state(request).registry.rotate_key(tenant_id)}
+
+
+@router.put("/tenants/{tenant_id}/modes/{mode}")
+async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -> dict[str, Any]:
+    state = _state(request)
+    registry = state.registry
+    registry.get_tenant(tenant_id)
+    started = time.perf_counter()
+    preloaded = False
+    if body.target != "base" and body.preload:
+        ref = parse_ref(body.target, param="target")
+        adapter = registry.get_version(ref.name, ref.version)
+        if adapter.owner not in (None, tenant_id):
+            registry.set_mode(tenant_id, mode, body.target)  # refuses as the registry does
+        try:
+            await state.lora.preload(adapter)
+            preloaded = True
+        except EngineUnavailable:
+            preloaded = False  # loaded on first use once the engine is back
+    updated = registry.set_mode(tenant_id, mode, body.target, retrieval=body.retrieval,
+                                default=body.default)  # fmt: skip
+    return {
+        **updated.to_dict(),
+        "preloaded": preloaded,
+        "seconds": round(time.perf_counter() - started, 4),
+    }
+
+
+@router.delete("/tenants/{tenant_id}/modes/{mode}")
+async def remove_mode(tenant_id: str, mode: str, request: Request) -> dict[str, Any]:
+    _state(request).registry.remove_mode(tenant_id, mode)
+    return {"deleted": mode}
+
+
+@router.get("/engine")
+async def engine_state(request: Request) -> dict[str, Any]:
+    state = _state(request)
+    return {
+        "engine": state.engine.describe(),
+        "loaded": {url: state.lora.loaded(url) for url in state.engine.urls},
+    }

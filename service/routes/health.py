@@ -1,0 +1,35 @@
+"""`/health` (the process answers), `/ready` (the engine answers), `/metrics`."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+
+router = APIRouter()
+
+
+@router.get("/health")
+async def health() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get("/ready")
+async def ready(request: Request) -> JSONResponse:
+    state = request.app.state.lorag
+    engine = state.engine
+    checks: dict[str, object] = {"engine": engine.describe()}
+    ok = bool(engine.urls)
+    for url in engine.urls:
+        try:
+            answer = await state.client.get(f"{url}/health", timeout=5.0)
+            ok = ok and answer.status_code == 200
+        except httpx.HTTPError:
+            ok = False
+    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+
+
+@router.get("/metrics")
+async def metrics(request: Request) -> Response:
+    registry = request.app.state.lorag.metrics
+    return Response(registry.render(), media_type=registry.content_type)

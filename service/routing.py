@@ -1,0 +1,66 @@
+"""From a request's `model` field to what serves it: base model or an adapter version.
+
+A tenant's `model` names one of its modes; the base model's name means the tenant's default
+mode. A mode of another tenant is a 404 exactly like one that does not exist.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from adapters.models import AdapterVersion, Mode
+from adapters.registry import Registry
+from service.auth import Caller
+from service.errors import NotFound
+
+
+@dataclass(frozen=True)
+class Target:
+    requested: str
+    mode: Mode | None = None
+    adapter: AdapterVersion | None = None
+    retrieval: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        rag = bool(self.retrieval.get("enabled"))
+        if self.adapter is None:
+            return "rag" if rag else "base"
+        return "hybrid" if rag else "adapter"
+
+
+class Router:
+    def __init__(self, registry: Registry, base_name: str):
+        self.registry = registry
+        self.base_name = base_name
+
+    def resolve(self, caller: Caller, model: str) -> Target:
+        if caller.tenant is None:
+            if model != self.base_name:
+                raise _unknown(model)
+            return Target(requested=model)
+        tenant = caller.tenant.id
+        if model == self.base_name:
+            mode = self.registry.default_mode(tenant)
+            if mode is None:
+                return Target(requested=model)
+        else:
+            try:
+                mode = self.registry.get_mode(tenant, model)
+            except LookupError:
+                raise _unknown(model) from None
+        adapter = None
+        if mode.adapter is not None:
+            adapter = self.registry.get_version(mode.adapter, mode.version)
+        return Target(requested=model, mode=mode, adapter=adapter, retrieval=mode.retrieval or {})
+
+    def list_models(self, caller: Caller) -> list[tuple[str, Mode | None]]:
+        if caller.tenant is None:
+            return [(self.base_name, None)]
+        modes = self.registry.list_modes(caller.tenant.id)
+        return [(mode.name, mode) for mode in modes]
+
+
+def _unknown(model: str) -> NotFound:
+    return NotFound(f"The model `{model}` does not exist.", param="model", code="model_not_found")

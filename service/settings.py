@@ -1,0 +1,120 @@
+"""All of lorag's configuration: one `Settings`, read once at start, then frozen.
+
+Every field is an environment variable with the `LORAG_` prefix (`LORAG_DATA_DIR`, ...).
+Nothing else in lorag reads the environment: code receives the `Settings` object or the
+values it needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
+
+
+def _split_list(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LORAG_", frozen=True, extra="forbid")
+
+    # --- where state lives -------------------------------------------------------------
+    data_dir: Path = Field(Path(".lorag"), description="Models, adapters, registry, knowledge.")
+
+    # --- the base model ------------------------------------------------------------------
+    base_model: str | None = Field(
+        None, description="HF model folder or hub id; unset = the bundled SmolLM2-135M-Instruct."
+    )
+    model_name: str | None = Field(
+        None, description="Name clients use for the base model; default: the folder's name."
+    )
+
+    # --- gateway ---------------------------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 8000
+    request_timeout_s: float = Field(300.0, description="Upstream (vLLM) request timeout.")
+    admin_key: SecretStr | None = Field(None, description="Key for /admin; unset = admin off.")
+    require_api_key: bool = Field(
+        False, description="Refuse requests without a tenant key (else: base model only)."
+    )
+    log_level: str = "info"
+
+    # --- engine (vLLM) ---------------------------------------------------------------------
+    engine: Literal["embedded", "remote"] = "embedded"
+    vllm_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Remote engine: comma-separated vLLM base URLs."
+    )
+    vllm_dtype: str = "bfloat16"
+    max_model_len: int = 2048
+    max_lora_rank: int = 16
+    max_loras: int = Field(4, description="Adapters in one engine batch.")
+    max_cpu_loras: int = Field(8, description="Adapters kept loaded in the engine (LRU cap).")
+    vllm_kv_cache_gib: int = Field(1, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
+    vllm_start_timeout_s: float = 300.0
+    vllm_extra_args: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    # --- knowledge base ----------------------------------------------------------------
+    qdrant_url: str | None = Field(
+        None, description="Qdrant server URL (or ':memory:'); unset = embedded qdrant-edge folder."
+    )
+    qdrant_api_key: SecretStr | None = None
+    qdrant_collection: str = "lorag_chunks"
+    embedding_model: str | None = Field(
+        None, description="sentence-transformers model path or id; unset = bundled MiniLM-L6-v2."
+    )
+    chunk_tokens: int = 200
+    chunk_overlap: int = 40
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("vllm_urls", "vllm_extra_args"):
+                if key in data:
+                    data[key] = _split_list(data[key])
+        return data
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> Settings:
+        if self.engine == "remote" and not self.vllm_urls:
+            raise ValueError("LORAG_ENGINE=remote needs LORAG_VLLM_URLS")
+        return self
+
+    # --- derived paths -------------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.sqlite3"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.data_dir / "knowledge"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+
+def child_environment(extra: dict[str, str]) -> dict[str, str]:
+    """The environment for a child process (vLLM): ours plus `extra`.
+
+    The one place besides `Settings` that touches the process environment: children must
+    inherit PATH, HOME and the like.
+    """
+    import os
+
+    return {**os.environ, **extra}

@@ -1,0 +1,143 @@
+"""Session fixtures shared by every test package: the bundled model and a real gateway.
+
+`gateway` starts `lorag serve` once per test session as a subprocess: the real gateway with
+the embedded engine (a real vLLM server on the bundled SmolLM2-135M model). The bundled model
+is converted once into the repository's `.lorag/` and reused by every session.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+BASE_NAME = "smollm2-135m-instruct"
+ADMIN_KEY = "test-admin-key"
+
+
+@pytest.fixture(scope="session")
+def base_model_dir() -> Path:
+    from service.base_model import prepare_bundled_model
+    from service.settings import Settings
+
+    return prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Gateway:
+    url: str
+    data_dir: Path
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    env: dict[str, str]
+    admin_key: str = ADMIN_KEY
+    base_name: str = BASE_NAME
+
+    def wait_ready(self, timeout_s: float = 300.0) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("lorag serve exited:\n" + self.log_tail())
+            try:
+                if httpx.get(f"{self.url}/ready", timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise TimeoutError("gateway not ready in time:\n" + self.log_tail())
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        vllm_log = self.data_dir / "logs" / "vllm.log"
+        if vllm_log.exists():
+            text += "\n--- vllm.log ---\n" + vllm_log.read_text(errors="replace")
+        return "\n".join(text.splitlines()[-lines:])
+
+    def openai(self, api_key: str = "none", **kwargs: object):  # -> openai.OpenAI
+        import openai
+
+        return openai.OpenAI(base_url=f"{self.url}/v1", api_key=api_key, **kwargs)
+
+    def admin(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        headers = {"x-admin-key": self.admin_key}
+        return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=120, **kwargs)
+
+    def engine_pid(self) -> int:
+        return int(httpx.get(f"{self.url}/ready", timeout=5).json()["engine"]["pid"])
+
+
+def child_pids(pid: int) -> set[int]:
+    found: set[int] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            child = int(entry.name)
+            found |= {child} | child_pids(child)
+    return found
+
+
+@pytest.fixture(scope="session")
+def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Iterator[Gateway]:
+    data_dir = tmp_path_factory.mktemp("lorag-data")
+    port = _free_port()
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "LORAG_DATA_DIR": str(data_dir),
+        "LORAG_BASE_MODEL": str(base_model_dir),
+        "LORAG_MODEL_NAME": BASE_NAME,
+        "LORAG_ADMIN_KEY": ADMIN_KEY,
+        "LORAG_PORT": str(port),
+    }
+    log_path = data_dir / "gateway.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "serve"],
+            cwd=REPO,
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    gw = Gateway(f"http://127.0.0.1:{port}", data_dir, process, log_path, env)
+    try:
+        gw.wait_ready()
+        yield gw
+    finally:
+        children = child_pids(process.pid)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in children):
+            time.sleep(0.2)
+
+
+@pytest.fixture
+def gw(gateway: Gateway) -> Gateway:
+    """The session gateway, waited on until ready (a test may have restarted vLLM)."""
+    gateway.wait_ready()
+    return gateway
