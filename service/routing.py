@@ -48,7 +48,7 @@ class Router:
         else:
             try:
                 mode = self.registry.get_mode(tenant, model)
-            except LookupError:
+            except (LookupError, ValueError):  # no such mode, or not even a valid name
                 raise _unknown(model) from None
         adapter = None
         if mode.adapter is not None:

@@ -81,6 +81,11 @@ class Gateway:
     def engine_pid(self) -> int:
         return int(httpx.get(f"{self.url}/ready", timeout=5).json()["engine"]["pid"])
 
+    def vllm_url(self) -> str:
+        """The embedded vLLM's own URL (tests compare against it directly)."""
+        args = Path(f"/proc/{self.engine_pid()}/cmdline").read_bytes().split(b"\0")
+        return f"http://127.0.0.1:{args[args.index(b'--port') + 1].decode()}"
+
 
 def child_pids(pid: int) -> set[int]:
     found: set[int] = set()
@@ -109,6 +114,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
         "LORAG_BASE_MODEL": str(base_model_dir),
         "LORAG_MODEL_NAME": BASE_NAME,
         "LORAG_ADMIN_KEY": ADMIN_KEY,
+        # fp32: greedy answers do not flip with batch composition (bf16 ones do)
+        "LORAG_VLLM_DTYPE": "float32",
         "LORAG_PORT": str(port),
     }
     log_path = data_dir / "gateway.log"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import httpx
 import openai
@@ -130,11 +129,6 @@ def test_metrics_count_requests_and_tokens(gw: Gateway) -> None:
     assert "lorag_time_to_first_token_seconds_bucket" in text or "lorag_request_seconds" in text
 
 
-def _vllm_url(gw: Gateway) -> str:
-    args = Path(f"/proc/{gw.engine_pid()}/cmdline").read_bytes().split(b"\0")
-    return f"http://127.0.0.1:{args[args.index(b'--port') + 1].decode()}"
-
-
 def _running_in_vllm(url: str) -> float:
     for line in httpx.get(f"{url}/metrics").text.splitlines():
         if line.startswith("vllm:num_requests_running"):
@@ -143,7 +137,7 @@ def _running_in_vllm(url: str) -> float:
 
 
 def test_client_disconnect_cancels_upstream(gw: Gateway) -> None:
-    vllm = _vllm_url(gw)
+    vllm = gw.vllm_url()
     body = {
         "model": gw.base_name,
         "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
