@@ -5,6 +5,7 @@ routes (thin HTTP) -> handlers (logic) -> interfaces (Engine, Registry, Knowledg
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import logging
@@ -18,14 +19,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from adapters.base_model import BaseModelInfo
 from adapters.registry import Registry
-from service.base_model import served_model_name
+from service.base_model import resolve_base_model, served_model_name
 from service.engine import Engine, build_engine
-from service.errors import envelope, package_error_bases, to_envelope
+from service.errors import StoreUnavailable, envelope, package_error_bases, to_envelope
 from service.handlers.completions import CompletionsHandler
 from service.lora import LoraManager
 from service.metrics import Metrics
 from service.request_ids import RequestIdMiddleware
+from service.retrieval import Retriever
 from service.routes import admin, health, knowledge, openai
 from service.routing import Router
 from service.settings import Settings
@@ -47,8 +50,44 @@ class AppState:
     router: Router
     lora: LoraManager
     metrics: Metrics
-    completions: CompletionsHandler
-    extras: dict[str, Any] = field(default_factory=dict)
+    completions: CompletionsHandler = field(init=False)
+    _knowledge: asyncio.Task[Any] | None = field(default=None, repr=False)
+    _tokenizer: Any = field(default=None, repr=False)
+
+    @functools.cached_property
+    def base_info(self) -> BaseModelInfo:
+        return base_model_info(self.settings)
+
+    def tokenizer(self) -> Any:
+        """The served model's tokenizer (for prompt budgets), loaded on first use."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(self.settings))
+        return self._tokenizer
+
+    def open_knowledge_soon(self) -> None:
+        """Open the knowledge base in the background (it loads the embedding model)."""
+        if self._knowledge is None:
+            self._knowledge = asyncio.create_task(asyncio.to_thread(open_knowledge, self.settings))
+
+    async def knowledge(self) -> Any:
+        """The knowledge base; `StoreUnavailable` (503) while it cannot be opened."""
+        self.open_knowledge_soon()
+        assert self._knowledge is not None
+        try:
+            return await asyncio.shield(self._knowledge)
+        except Exception as exc:
+            self._knowledge = None  # the next request tries again
+            message = getattr(exc, "message", None) or str(exc)
+            raise StoreUnavailable(f"the knowledge base is unavailable: {message}") from exc
+
+    async def close_knowledge(self) -> None:
+        task, self._knowledge = self._knowledge, None
+        if task is None:
+            return
+        with contextlib.suppress(Exception):
+            (await task).close()
 
 
 def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
@@ -62,8 +101,10 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     lora = LoraManager(
         engine, client, registry.artifact_path, cap=settings.max_cpu_loras, metrics=metrics
     )
-    completions = CompletionsHandler(engine, client, router, lora, metrics)
-    return AppState(settings, engine, client, registry, router, lora, metrics, completions)
+    state = AppState(settings, engine, client, registry, router, lora, metrics)
+    retriever = Retriever(state.knowledge, state.tokenizer, settings.max_model_len)
+    state.completions = CompletionsHandler(engine, client, router, lora, metrics, retriever)
+    return state
 
 
 def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
@@ -72,14 +113,13 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.engine.start()
+        state.open_knowledge_soon()
         try:
             yield
         finally:
             await state.engine.stop()
             await state.client.aclose()
-            knowledge_base = state.extras.pop("knowledge", None)
-            if knowledge_base is not None:
-                knowledge_base.close()
+            await state.close_knowledge()
 
     app = FastAPI(
         title="lorag",
@@ -88,8 +128,6 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lorag = state
-    state.extras["open_knowledge"] = lambda: open_knowledge(settings)
-    state.extras["base_info"] = functools.cache(lambda: base_model_info(settings))
     app.add_middleware(RequestIdMiddleware)
     for module in (openai, health, admin, knowledge):
         app.include_router(module.router)

@@ -17,7 +17,6 @@ from typing import Any, Literal
 
 import httpx
 from fastapi.responses import JSONResponse, StreamingResponse
-from pydantic import ValidationError
 
 from service.auth import Caller
 from service.engine import Engine
@@ -25,8 +24,11 @@ from service.errors import InvalidRequest, ServerError, to_envelope
 from service.lora import LoraManager
 from service.metrics import Metrics
 from service.protocol.openai import ChatCompletionRequest, CompletionRequest
+from service.protocol.retrieval import RetrievalSettings
+from service.retrieval import Augmented, Retriever, mode_settings, narrowed
 from service.routing import Router, Target
 from service.upstream import UpstreamError, open_stream, post_json, sse_events
+from service.validation import parse_body
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +36,7 @@ Endpoint = Literal["chat", "completions"]
 _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 _REQUEST_TYPES = {"chat": ChatCompletionRequest, "completions": CompletionRequest}
 _DONE = b"data: [DONE]"
+_DRAFT_TOKENS = 128
 
 
 @dataclass
@@ -46,21 +49,7 @@ class Prepared:
     stream: bool
     client_wants_usage: bool
     started: float
-
-
-def parse_body(endpoint: Endpoint, raw: bytes) -> ChatCompletionRequest | CompletionRequest:
-    try:
-        data = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("the request body must be a JSON object")
-    try:
-        return _REQUEST_TYPES[endpoint].model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
+    augmented: Augmented | None = None
 
 
 class CompletionsHandler:
@@ -71,7 +60,9 @@ class CompletionsHandler:
         router: Router,
         lora: LoraManager,
         metrics: Metrics,
+        retriever: Retriever,
     ):
+        self.retriever = retriever
         self.engine = engine
         self.client = client
         self.router = router
@@ -82,22 +73,68 @@ class CompletionsHandler:
         self, endpoint: Endpoint, raw: bytes, caller: Caller, request_id: str
     ) -> JSONResponse | StreamingResponse:
         started = time.perf_counter()
-        request = parse_body(endpoint, raw)
+        request = parse_body(_REQUEST_TYPES[endpoint], raw)
         target = self.router.resolve(caller, request.model)
         body = request.model_dump(exclude_unset=True, exclude={"lorag"})
         wants_usage = bool(request.stream_options and request.stream_options.include_usage)
         if request.stream:
             body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
         prepared = Prepared(endpoint, target, body, request.stream, wants_usage, started)
+        override = request.lorag.retrieval if request.lorag else None
+        settings = mode_settings(target.retrieval)
+        if settings is not None or override is not None:
+            if settings is None:
+                raise InvalidRequest("this mode has no retrieval", param="lorag.retrieval")
+            if endpoint != "chat":
+                raise InvalidRequest(
+                    "retrieval modes answer on /v1/chat/completions", param="model"
+                )
+            await self._retrieve(prepared, caller, narrowed(settings, override), request_id)
         if request.stream:
             return await self._stream(prepared, request_id)
         return await self._complete(prepared, request_id)
+
+    # --- retrieval ----------------------------------------------------------------------
+    async def _retrieve(
+        self, prepared: Prepared, caller: Caller, settings: RetrievalSettings, request_id: str
+    ) -> None:
+        body = prepared.body
+        tenant = caller.tenant_id or ""
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        messages = body["messages"]
+        augmented = await self.retriever.augment(tenant, settings, messages, max_tokens)
+        if settings.two_stage and augmented.status == "ok":
+            draft_tokens = min(max_tokens or _DRAFT_TOKENS, _DRAFT_TOKENS)
+            draft_body = {
+                **body,
+                "messages": augmented.messages,
+                "stream": False,
+                "max_tokens": draft_tokens,
+            }
+            draft_body.pop("stream_options", None)
+            draft_body.pop("max_completion_tokens", None)
+            draft_request = Prepared("chat", prepared.target, draft_body, False, False,
+                                     prepared.started)  # fmt: skip
+            result, release = await self._with_engine(draft_request, request_id, self._post)
+            release()
+            draft = result["choices"][0]["message"].get("content") or ""
+            augmented = await self.retriever.augment(
+                tenant, settings, messages, max_tokens, extra_query=draft,
+                previous=augmented.kept,
+            )  # fmt: skip
+            augmented.stages, augmented.draft = 2, draft
+        body["messages"] = augmented.messages
+        prepared.augmented = augmented
 
     # --- non-streaming ------------------------------------------------------------------
     async def _complete(self, prepared: Prepared, request_id: str) -> JSONResponse:
         result, release = await self._with_engine(prepared, request_id, self._post)
         release()
         result["model"] = prepared.target.requested
+        if prepared.augmented is not None:
+            choices = result.get("choices") or [{}]
+            answer = (choices[0].get("message") or {}).get("content") or ""
+            result["lorag"] = {"retrieval": prepared.augmented.report(answer)}
         self.metrics.record_usage(result.get("usage"))
         self._observe(prepared, 200)
         return JSONResponse(result)
@@ -134,6 +171,7 @@ class CompletionsHandler:
         new = f'"model":{json.dumps(prepared.target.requested)}'.encode()
         first = True
         status = 200
+        answer: list[str] = []
         try:
             async for event in sse_events(upstream):
                 if first:
@@ -142,8 +180,12 @@ class CompletionsHandler:
                     )
                     first = False
                 if event.startswith(_DONE):
+                    if prepared.augmented is not None:
+                        yield _citations_event(prepared, "".join(answer))
                     yield event + b"\n\n"
                     continue
+                if prepared.augmented is not None:
+                    answer.append(_delta_text(event))
                 if b'"usage":{' in event and b'"choices":[]' in event:
                     self._record_stream_usage(event)
                     if not prepared.client_wants_usage:
@@ -213,3 +255,25 @@ class CompletionsHandler:
 
 def _nothing() -> None:
     return None
+
+
+def _delta_text(event: bytes) -> str:
+    try:
+        choices = json.loads(event.removeprefix(b"data: ")).get("choices") or []
+        return "".join((c.get("delta") or {}).get("content") or "" for c in choices[:1])
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _citations_event(prepared: Prepared, answer: str) -> bytes:
+    """One chunk-shaped event (no choices, like the usage chunk) carrying the sources."""
+    assert prepared.augmented is not None
+    chunk = {
+        "id": f"lorag-{int(prepared.started * 1000)}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": prepared.target.requested,
+        "choices": [],
+        "lorag": {"retrieval": prepared.augmented.report(answer)},
+    }
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"

@@ -17,6 +17,7 @@ from adapters.names import parse_ref
 from service.auth import require_admin
 from service.errors import EngineUnavailable
 from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
+from service.retrieval import mode_settings
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
@@ -38,7 +39,7 @@ async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any
         state.registry.import_adapter,
         Path(body.path),
         body.name,
-        base=state.extras["base_info"](),
+        base=state.base_info,
         max_rank=state.settings.max_lora_rank,
         origin="import",
         notes=body.notes,
@@ -110,8 +111,12 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
             preloaded = True
         except EngineUnavailable:
             preloaded = False  # loaded on first use once the engine is back
-    updated = registry.set_mode(tenant_id, mode, body.target, retrieval=body.retrieval,
-                                default=body.default)  # fmt: skip
+    retrieval = body.retrieval
+    if retrieval:
+        retrieval = mode_settings(retrieval).model_dump() if retrieval.get("enabled", True) else {}
+    updated = registry.set_mode(
+        tenant_id, mode, body.target, retrieval=retrieval, default=body.default
+    )
     return {
         **updated.to_dict(),
         "preloaded": preloaded,

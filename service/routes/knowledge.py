@@ -1,7 +1,105 @@
-"""`/v1/knowledge/...`: a tenant's documents, ingest jobs and search."""
+"""`/v1/knowledge/...`: a tenant's documents, ingest jobs and search (tenant API key).
+
+`/admin/knowledge/{tenant}/...` offers the same ingest to operators (the CLI uses it when the
+running server holds the embedded store).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+import asyncio
+from typing import Any
 
-router = APIRouter(prefix="/v1/knowledge")
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from adapters.models import Tenant
+from ingest.models import SourceDocument
+from ingest.uploads import documents_from_upload
+from service.auth import require_admin, require_tenant
+from service.errors import InvalidRequest
+from service.protocol.knowledge import IngestRequest, SearchRequest
+from service.validation import parse_body
+
+router = APIRouter()
+_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+
+
+async def _knowledge(request: Request) -> Any:
+    return await request.app.state.lorag.knowledge()
+
+
+async def _documents_from_request(request: Request) -> tuple[list[SourceDocument], str | None]:
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        form = await request.form(max_part_size=_MAX_UPLOAD_BYTES)
+        uploads = [v for k, v in form.multi_items() if k == "file" and hasattr(v, "read")]
+        if not uploads:
+            raise InvalidRequest("send one or more files in the form field 'file'", param="file")
+        doc_id = form.get("doc_id")
+        if doc_id is not None and len(uploads) > 1:
+            raise InvalidRequest("doc_id can only name a single uploaded file", param="doc_id")
+        documents: list[SourceDocument] = []
+        for upload in uploads:
+            data = await upload.read()
+            documents += await asyncio.to_thread(
+                documents_from_upload, upload.filename or "upload.txt", data,
+                doc_id=str(doc_id) if doc_id else None,
+            )  # fmt: skip
+        return documents, None
+    body = parse_body(IngestRequest, await request.body())
+    documents = [SourceDocument(**doc.model_dump()) for doc in body.documents]
+    return documents, body.sync_scope
+
+
+async def _submit(request: Request, tenant: str) -> JSONResponse:
+    documents, scope = await _documents_from_request(request)
+    knowledge = await _knowledge(request)
+    job = await asyncio.to_thread(knowledge.jobs.submit, tenant, documents, scope)
+    return JSONResponse(job.to_dict(), status_code=202)
+
+
+@router.post("/v1/knowledge/documents")
+async def ingest(request: Request, tenant: Tenant = Depends(require_tenant)) -> JSONResponse:
+    return await _submit(request, tenant.id)
+
+
+@router.get("/v1/knowledge/jobs/{job_id}")
+async def job(job_id: str, request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+    return (await _knowledge(request)).jobs.get(tenant.id, job_id).to_dict()
+
+
+@router.get("/v1/knowledge/documents")
+async def documents(request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+    knowledge = await _knowledge(request)
+    found = await asyncio.to_thread(knowledge.list_documents, tenant.id)
+    return {"object": "list", "data": [doc.to_dict() for doc in found]}
+
+
+@router.delete("/v1/knowledge/documents/{doc_id:path}")
+async def delete(doc_id: str, request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+    knowledge = await _knowledge(request)
+    await asyncio.to_thread(knowledge.delete_document, tenant.id, doc_id)
+    return {"deleted": doc_id}
+
+
+@router.post("/v1/knowledge/search")
+async def search(
+    body: SearchRequest, request: Request, tenant: Tenant = Depends(require_tenant)
+) -> Any:
+    knowledge = await _knowledge(request)
+    hits = await asyncio.to_thread(
+        knowledge.search, tenant.id, body.query, top_k=body.top_k, mode=body.mode,
+        filter=body.filter, score_threshold=body.score_threshold,
+    )  # fmt: skip
+    return {"object": "list", "data": [hit.to_dict() for hit in hits]}
+
+
+@router.post("/admin/knowledge/{tenant_id}/documents", dependencies=[Depends(require_admin)])
+async def admin_ingest(tenant_id: str, request: Request) -> JSONResponse:
+    request.app.state.lorag.registry.get_tenant(tenant_id)
+    return await _submit(request, tenant_id)
+
+
+@router.get("/admin/knowledge/{tenant_id}/jobs/{job_id}", dependencies=[Depends(require_admin)])
+async def admin_job(tenant_id: str, job_id: str, request: Request) -> Any:
+    return (await _knowledge(request)).jobs.get(tenant_id, job_id).to_dict()

@@ -1,0 +1,108 @@
+"""Names in the registry: adapter, mode and tenant names, versions, and `name@vN` references.
+
+An adapter version is served by vLLM under its reference `name@vN` (`support@v3`), so every
+version has a name of its own and a hot swap never reloads new weights under an old name.
+Names are plain identifiers, never paths: they cannot hold `/`, start with `.`, or contain `..`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from adapters.errors import InvalidName
+
+__all__ = [
+    "BASE_TARGET",
+    "AdapterRef",
+    "check_adapter_name",
+    "check_mode_name",
+    "check_tenant_id",
+    "check_version",
+    "format_ref",
+    "parse_ref",
+]
+
+BASE_TARGET = "base"
+"""The mode target that means "the base model, no adapter"; no adapter may take this name."""
+
+_ADAPTER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+_VERSION_SUFFIX = re.compile(r"v([1-9][0-9]{0,8})")
+
+
+def check_adapter_name(name: object, *, param: str = "name") -> str:
+    """Return `name` if it is a valid adapter name, else raise InvalidName."""
+    if not isinstance(name, str) or not _ADAPTER_NAME.fullmatch(name) or ".." in name:
+        raise InvalidName(
+            f"invalid adapter name {name!r}: use 1-64 of a-z 0-9 _ . - starting with a letter "
+            "or digit, without '..'",
+            param=param,
+        )
+    if name == BASE_TARGET:
+        raise InvalidName(f"{BASE_TARGET!r} is reserved for the base model", param=param)
+    return name
+
+
+def check_mode_name(name: object, *, param: str = "mode") -> str:
+    """Return `name` if it is a valid mode name (same alphabet as adapter names)."""
+    if not isinstance(name, str) or not _ADAPTER_NAME.fullmatch(name) or ".." in name:
+        raise InvalidName(
+            f"invalid mode name {name!r}: use 1-64 of a-z 0-9 _ . - starting with a letter "
+            "or digit, without '..'",
+            param=param,
+        )
+    return name
+
+
+def check_tenant_id(tenant_id: object, *, param: str = "tenant") -> str:
+    """Return `tenant_id` if it is a valid tenant id, else raise InvalidName."""
+    if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
+        raise InvalidName(
+            f"invalid tenant id {tenant_id!r}: use 1-64 of a-z 0-9 _ - starting with a letter "
+            "or digit",
+            param=param,
+        )
+    return tenant_id
+
+
+def check_version(version: object, *, param: str = "version") -> int:
+    """Return `version` if it is an int >= 1 (bools refused), else raise InvalidName."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise InvalidName(f"invalid version {version!r}: versions are integers >= 1", param=param)
+    return version
+
+
+@dataclass(frozen=True)
+class AdapterRef:
+    """`name@vN`, or `name` alone (version None = the latest, where allowed)."""
+
+    name: str
+    version: int | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.version is None else format_ref(self.name, self.version)
+
+
+def format_ref(name: str, version: int) -> str:
+    """The reference (and vLLM served name) of one adapter version: `name@vN`."""
+    return f"{name}@v{version}"
+
+
+def parse_ref(text: object, *, require_version: bool = False, param: str = "adapter") -> AdapterRef:
+    """Parse `name@vN` (or `name` unless `require_version`) into an AdapterRef."""
+    if not isinstance(text, str):
+        raise InvalidName(f"invalid adapter reference {text!r}", param=param)
+    name, sep, suffix = text.partition("@")
+    if not sep:
+        if require_version:
+            raise InvalidName(
+                f"adapter reference {text!r} needs a version: write {text}@vN", param=param
+            )
+        return AdapterRef(check_adapter_name(name, param=param))
+    match = _VERSION_SUFFIX.fullmatch(suffix)
+    if match is None:
+        raise InvalidName(
+            f"invalid adapter reference {text!r}: expected name@vN with N >= 1", param=param
+        )
+    return AdapterRef(check_adapter_name(name, param=param), int(match.group(1)))

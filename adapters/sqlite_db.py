@@ -1,0 +1,276 @@
+"""The SQLite registry's file: its tables, transactions, and rows converted to records.
+
+The file is in WAL mode, so readers never wait for the writer and several processes can use it
+at once. Each thread keeps its own connection (opened again after a fork or an error);
+a write transaction is `BEGIN IMMEDIATE`: it holds the file's write lock from its start, so the
+store changes made inside it (putting or removing an artifact folder) are serialized between
+processes too, and it bumps the `revision` counter others poll to notice changes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from adapters.errors import InvalidInput, NotFound, RegistryError
+from adapters.models import AdapterVersion, Mode, Tenant
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "SqliteDatabase",
+    "insert_version",
+    "json_text",
+    "mode_row",
+    "row_to_mode",
+    "row_to_tenant",
+    "row_to_version",
+    "tenant_exists",
+    "tenant_row",
+]
+
+SCHEMA_VERSION = 1
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
+
+CREATE TABLE IF NOT EXISTS tenants (
+    id           TEXT PRIMARY KEY,
+    display_name TEXT NOT NULL DEFAULT '',
+    created_at   TEXT NOT NULL,
+    key_hash     TEXT NOT NULL UNIQUE        -- sha256 hex of the API key
+);
+
+-- One row per adapter name ever used: version numbers are never reused after a delete.
+CREATE TABLE IF NOT EXISTS adapter_names (
+    name         TEXT PRIMARY KEY,
+    last_version INTEGER NOT NULL
+);
+
+CREATE TABLE IF NOT EXISTS adapter_versions (
+    name          TEXT NOT NULL REFERENCES adapter_names (name),
+    version       INTEGER NOT NULL CHECK (version >= 1),
+    base_model    TEXT NOT NULL,
+    rank          INTEGER NOT NULL,
+    alpha         REAL NOT NULL,
+    targets       TEXT NOT NULL,             -- JSON list
+    sha256        TEXT NOT NULL,
+    size_bytes    INTEGER NOT NULL,
+    created_at    TEXT NOT NULL,
+    origin        TEXT NOT NULL,
+    metrics       TEXT NOT NULL DEFAULT '{}', -- JSON object
+    notes         TEXT NOT NULL DEFAULT '',
+    owner         TEXT REFERENCES tenants (id),
+    declared_base TEXT,
+    PRIMARY KEY (name, version)
+);
+CREATE INDEX IF NOT EXISTS adapter_versions_sha256 ON adapter_versions (sha256);
+CREATE INDEX IF NOT EXISTS adapter_versions_owner ON adapter_versions (owner);
+
+CREATE TABLE IF NOT EXISTS modes (
+    tenant     TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    name       TEXT NOT NULL,
+    adapter    TEXT,                          -- NULL with version NULL = the base model
+    version    INTEGER,
+    retrieval  TEXT NOT NULL DEFAULT '{}',    -- JSON object
+    position   INTEGER NOT NULL,
+    is_default INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (tenant, name),
+    FOREIGN KEY (adapter, version) REFERENCES adapter_versions (name, version),
+    CHECK ((adapter IS NULL) = (version IS NULL))
+);
+CREATE INDEX IF NOT EXISTS modes_adapter ON modes (adapter, version);
+CREATE UNIQUE INDEX IF NOT EXISTS modes_one_default ON modes (tenant) WHERE is_default = 1;
+"""
+
+
+class SqliteDatabase:
+    """The registry's SQLite file; creates or checks its schema when opened."""
+
+    def __init__(self, path: Path, *, busy_timeout_s: float = 30.0):
+        self.path = Path(path)
+        self._busy_timeout_s = busy_timeout_s
+        self._local = threading.local()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._create_schema()
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, timeout=self._busy_timeout_s, isolation_level=None)
+        conn.row_factory = sqlite3.Row
+        conn.execute("PRAGMA foreign_keys = ON")
+        return conn
+
+    def _thread_connection(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():
+            conn = self._connect()
+            self._local.conn, self._local.pid = conn, os.getpid()
+        return conn
+
+    def _drop_thread_connection(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        self._local.conn = None
+        if conn is not None and self._local.pid == os.getpid():
+            conn.close()
+
+    @contextmanager
+    def transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
+        """One transaction on this thread's connection; sqlite errors become RegistryError."""
+        try:
+            conn = self._thread_connection()
+            conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        except sqlite3.Error as exc:
+            self._drop_thread_connection()
+            raise RegistryError(f"cannot use the registry {self.path}: {exc}") from exc
+        try:
+            yield conn
+            if write:
+                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._drop_thread_connection()  # closing rolls back
+            raise RegistryError(f"registry {self.path}: {exc}") from exc
+        except BaseException:
+            _rollback(conn)
+            raise
+
+    def _create_schema(self) -> None:
+        try:
+            conn = self._connect()
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                found = conn.execute("PRAGMA user_version").fetchone()[0]
+                if found > SCHEMA_VERSION:
+                    raise RegistryError(
+                        f"registry {self.path} has schema {found}, newer than this lorag's "
+                        f"({SCHEMA_VERSION}): upgrade lorag"
+                    )
+                for statement in SCHEMA.split(";"):
+                    if statement.strip():
+                        conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                conn.execute("COMMIT")
+            finally:
+                _rollback(conn)
+                conn.close()
+        except sqlite3.Error as exc:
+            raise RegistryError(f"cannot initialize the registry {self.path}: {exc}") from exc
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+def json_text(value: object, *, param: str) -> str:
+    """`value` (a dict) as compact JSON text; InvalidInput if it is not JSON-serializable."""
+    if not isinstance(value, dict):
+        raise InvalidInput(
+            f"{param} must be a JSON object, got {type(value).__name__}", param=param
+        )
+    try:
+        return json.dumps(value, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"{param} is not JSON-serializable: {exc}", param=param) from exc
+
+
+def _json(text: str) -> Any:
+    return json.loads(text) if text else {}
+
+
+def row_to_version(row: sqlite3.Row) -> AdapterVersion:
+    return AdapterVersion(
+        name=row["name"],
+        version=row["version"],
+        base_model=row["base_model"],
+        rank=row["rank"],
+        alpha=row["alpha"],
+        targets=tuple(_json(row["targets"])),
+        sha256=row["sha256"],
+        size_bytes=row["size_bytes"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+        origin=row["origin"],
+        metrics=_json(row["metrics"]),
+        notes=row["notes"],
+        owner=row["owner"],
+        declared_base=row["declared_base"],
+    )
+
+
+def row_to_tenant(row: sqlite3.Row) -> Tenant:
+    return Tenant(
+        id=row["id"],
+        display_name=row["display_name"],
+        created_at=datetime.fromisoformat(row["created_at"]),
+    )
+
+
+def row_to_mode(row: sqlite3.Row) -> Mode:
+    return Mode(
+        tenant=row["tenant"],
+        name=row["name"],
+        adapter=row["adapter"],
+        version=row["version"],
+        retrieval=_json(row["retrieval"]),
+        position=row["position"],
+        is_default=bool(row["is_default"]),
+    )
+
+
+def insert_version(conn: sqlite3.Connection, v: AdapterVersion, metrics_text: str) -> None:
+    """Insert one adapter version row (`metrics_text`: its metrics as JSON text)."""
+    conn.execute(
+        "INSERT INTO adapter_versions (name, version, base_model, rank, alpha, targets, "
+        "sha256, size_bytes, created_at, origin, metrics, notes, owner, declared_base) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            v.name,
+            v.version,
+            v.base_model,
+            v.rank,
+            v.alpha,
+            json.dumps(list(v.targets)),
+            v.sha256,
+            v.size_bytes,
+            v.created_at.isoformat(),
+            v.origin,
+            metrics_text,
+            v.notes,
+            v.owner,
+            v.declared_base,
+        ),
+    )
+
+
+def tenant_exists(conn: sqlite3.Connection, tenant_id: str) -> bool:
+    return conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is not None
+
+
+def tenant_row(conn: sqlite3.Connection, tenant_id: str) -> Tenant:
+    """The tenant; NotFound if absent."""
+    row = conn.execute("SELECT * FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
+    if row is None:
+        raise NotFound(f"tenant {tenant_id!r} not found", param="tenant")
+    return row_to_tenant(row)
+
+
+def mode_row(conn: sqlite3.Connection, tenant_id: str, mode: str) -> Mode:
+    """The tenant's mode; NotFound (naming the tenant or the mode) if absent."""
+    row = conn.execute(
+        "SELECT * FROM modes WHERE tenant = ? AND name = ?", (tenant_id, mode)
+    ).fetchone()
+    if row is None:
+        tenant_row(conn, tenant_id)
+        raise NotFound(f"tenant {tenant_id!r} has no mode {mode!r}", param="mode")
+    return row_to_mode(row)

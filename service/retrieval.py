@@ -1,0 +1,192 @@
+"""Retrieval in the serving path: query -> tenant's chunks -> prompt with numbered sources.
+
+The query is the last user message, preceded by the previous user turn (follow-ups such as
+"and its warranty?" need it). The mode's settings decide top_k, search, filter and threshold;
+a request may narrow them (`lorag.retrieval`) when the mode allows it, never widen them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from service.errors import InvalidRequest, StoreUnavailable
+from service.prompting import Assembled, cited_numbers, with_context
+from service.protocol.openai import RetrievalOverride
+from service.protocol.retrieval import Citation, RetrievalReport, RetrievalSettings
+
+
+def mode_settings(raw: dict[str, Any] | None) -> RetrievalSettings | None:
+    """A mode's stored retrieval dict -> settings, or None when retrieval is off."""
+    if not raw:
+        return None
+    try:
+        settings = RetrievalSettings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = "retrieval." + ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
+    return settings if settings.enabled else None
+
+
+def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) -> RetrievalSettings:
+    if override is None:
+        return settings
+    if not settings.allow_request_override:
+        raise InvalidRequest(
+            "this mode does not let requests change retrieval", param="lorag.retrieval"
+        )
+    changes: dict[str, Any] = {}
+    if override.top_k is not None:
+        changes["top_k"] = min(override.top_k, settings.top_k)
+    if override.score_threshold is not None:
+        current = settings.score_threshold
+        changes["score_threshold"] = (
+            override.score_threshold if current is None else max(current, override.score_threshold)
+        )
+    if override.filter:
+        mode_filter = settings.filter or {}
+        clash = [k for k, v in override.filter.items() if k in mode_filter and mode_filter[k] != v]
+        if clash:
+            raise InvalidRequest(
+                f"the mode fixes {', '.join(clash)}; a request cannot change it",
+                param="lorag.retrieval.filter",
+            )
+        changes["filter"] = {**override.filter, **mode_filter}
+    if override.search is not None:
+        changes["search"] = override.search
+    return settings.model_copy(update=changes)
+
+
+def _text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ""
+
+
+def query_of(messages: list[dict[str, Any]]) -> str:
+    users = [_text(m.get("content")) for m in messages if m.get("role") == "user"]
+    users = [u for u in users if u.strip()]
+    if not users:
+        raise InvalidRequest("retrieval needs a user message", param="messages")
+    return " ".join(users[-2:])
+
+
+def _dedupe(hits: list[Any]) -> list[Any]:
+    seen: set[tuple[str, int]] = set()
+    texts: set[str] = set()
+    unique = []
+    for hit in hits:
+        key = (hit.doc_id, hit.chunk_index)
+        text = " ".join(hit.text.split())
+        if key in seen or text in texts:
+            continue
+        seen.add(key)
+        texts.add(text)
+        unique.append(hit)
+    return unique
+
+
+@dataclass
+class Augmented:
+    """A request's messages with context, and what to report about it."""
+
+    messages: list[dict[str, Any]]
+    settings: RetrievalSettings
+    query: str
+    status: str
+    kept: list[Any]
+    dropped: int = 0
+    stages: int = 1
+    draft: str | None = None
+    message: str | None = None
+
+    def report(self, answer: str) -> dict[str, Any]:
+        numbers = cited_numbers(answer)
+        citations = [
+            Citation(
+                index=i,
+                doc_id=hit.doc_id,
+                title=hit.title,
+                source=hit.source,
+                chunk_index=hit.chunk_index,
+                text=hit.text,
+                score=hit.score,
+                cited=i in numbers,
+            )
+            for i, hit in enumerate(self.kept, start=1)
+        ]
+        return RetrievalReport(
+            status=self.status,  # type: ignore[arg-type]
+            query=self.query,
+            template=self.settings.template,
+            citations=citations,
+            dropped_for_budget=self.dropped,
+            stages=self.stages,
+            draft=self.draft,
+            message=self.message,
+        ).model_dump()
+
+
+class Retriever:
+    def __init__(
+        self,
+        knowledge: Callable[[], Awaitable[Any]],
+        tokenizer: Callable[[], Any],
+        max_model_len: int,
+    ):
+        self.knowledge = knowledge
+        self.tokenizer = tokenizer  # loads once, on first use
+        self.max_model_len = max_model_len
+
+    async def search(self, tenant: str, query: str, settings: RetrievalSettings) -> list[Any]:
+        knowledge = await self.knowledge()
+        try:
+            return await asyncio.to_thread(
+                knowledge.search, tenant, query, top_k=settings.top_k, mode=settings.search,
+                filter=settings.filter, score_threshold=settings.score_threshold,
+            )  # fmt: skip
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            raise StoreUnavailable(f"the knowledge base does not answer: {exc}") from exc
+
+    async def augment(
+        self,
+        tenant: str,
+        settings: RetrievalSettings,
+        messages: list[dict[str, Any]],
+        max_tokens: int | None,
+        *,
+        extra_query: str = "",
+        previous: list[Any] | None = None,
+    ) -> Augmented:
+        query = query_of(messages)
+        search_text = f"{query} {extra_query}".strip()
+        try:
+            hits = await self.search(tenant, search_text, settings)
+        except StoreUnavailable as exc:
+            if settings.on_store_error == "fail":
+                raise
+            return Augmented(messages, settings, query, "store_unavailable", [],
+                             message=exc.message)  # fmt: skip
+        hits = _dedupe([*(previous or []), *hits])[: settings.top_k]
+        if not hits:
+            return Augmented(messages, settings, query, "no_results", [])
+        reserve = max_tokens or settings.reserve_tokens
+        tokenizer = await asyncio.to_thread(self.tokenizer)
+        assembled: Assembled = await asyncio.to_thread(
+            functools.partial(
+                with_context, messages, hits, tokenizer=tokenizer,
+                template_version=settings.template, instructions=settings.instructions,
+                budget_tokens=self.max_model_len - reserve,
+            )
+        )  # fmt: skip
+        return Augmented(
+            assembled.messages, settings, query, "ok", assembled.kept, assembled.dropped
+        )

@@ -1,0 +1,217 @@
+"""Knowledge API and retrieval in the serving path: real gateway, vLLM, qdrant-edge, MiniLM."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway
+
+FACT_DOC = {
+    "doc_id": "zorblax-sheet",
+    "title": "Zorblax 9000 product sheet",
+    "text": "The Zorblax 9000 is a coffee grinder made by Quenta Labs. It weighs 4471 grams.",
+}
+QUESTION = "How much does the Zorblax 9000 weigh?"
+
+
+@dataclass
+class Tenants:
+    a: str
+    b: str
+
+
+def headers(key: str) -> dict[str, str]:
+    return {"authorization": f"Bearer {key}"}
+
+
+def ingest(gw: Gateway, key: str, documents: list[dict], **extra: object) -> dict:
+    answer = httpx.post(
+        f"{gw.url}/v1/knowledge/documents",
+        json={"documents": documents, **extra},
+        headers=headers(key),
+        timeout=60,
+    )
+    assert answer.status_code == 202, answer.text
+    return wait_job(gw, key, answer.json()["id"])
+
+
+def wait_job(gw: Gateway, key: str, job_id: str) -> dict:
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{gw.url}/v1/knowledge/jobs/{job_id}", headers=headers(key)).json()
+        if job["status"] in ("succeeded", "failed"):
+            assert job["status"] == "succeeded", job
+            return job
+        time.sleep(0.3)
+    raise TimeoutError(job_id)
+
+
+def ask(gw: Gateway, key: str, mode: str, question: str = QUESTION, **extra: object) -> dict:
+    answer = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": mode, "messages": [{"role": "user", "content": question}],
+              "temperature": 0, "max_tokens": 48, **extra},
+        headers=headers(key),
+        timeout=120,
+    )  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+def set_mode(gw: Gateway, tenant: str, mode: str, target: str, retrieval: dict | None) -> None:
+    body = {"target": target, "retrieval": retrieval}
+    answer = gw.admin("PUT", f"/admin/tenants/{tenant}/modes/{mode}", json=body)
+    assert answer.status_code == 200, answer.text
+
+
+@pytest.fixture(scope="module")
+def tenants(gateway: Gateway) -> Tenants:
+    gateway.wait_ready()
+    keys = {}
+    for tenant in ("kb-a", "kb-b"):
+        answer = gateway.admin("POST", "/admin/tenants", json={"id": tenant})
+        assert answer.status_code == 201, answer.text
+        keys[tenant] = answer.json()["api_key"]
+        set_mode(gateway, tenant, "rag", "base", {"top_k": 3})
+        set_mode(gateway, tenant, "plain", "base", None)
+    set_mode(gateway, "kb-a", "strict", "base", {"top_k": 3, "allow_request_override": False})
+    set_mode(gateway, "kb-a", "two-stage", "base", {"top_k": 3, "two_stage": True})
+    return Tenants(keys["kb-a"], keys["kb-b"])
+
+
+@pytest.fixture
+def fact(gw: Gateway, tenants: Tenants) -> str:
+    ingest(gw, tenants.a, [FACT_DOC])
+    return FACT_DOC["doc_id"]
+
+
+def test_fresh_fact_is_used_and_cited(gw: Gateway, tenants: Tenants, fact: str) -> None:
+    reply = ask(gw, tenants.a, "rag")
+    report = reply["lorag"]["retrieval"]
+    assert report["status"] == "ok"
+    assert report["citations"][0]["doc_id"] == fact
+    assert "4471" in reply["choices"][0]["message"]["content"]
+    # the base model alone does not know it
+    plain = ask(gw, tenants.a, "plain")
+    assert "4471" not in plain["choices"][0]["message"]["content"]
+    assert "lorag" not in plain
+
+
+def test_other_tenant_never_sees_the_document(gw: Gateway, tenants: Tenants, fact: str) -> None:
+    reply = ask(gw, tenants.b, "rag")
+    report = reply["lorag"]["retrieval"]
+    assert all(c["doc_id"] != fact for c in report["citations"])
+    assert "4471" not in reply["choices"][0]["message"]["content"]
+    listed = httpx.get(f"{gw.url}/v1/knowledge/documents", headers=headers(tenants.b)).json()
+    assert fact not in [d["doc_id"] for d in listed["data"]]
+    found = httpx.post(f"{gw.url}/v1/knowledge/search", json={"query": QUESTION},
+                       headers=headers(tenants.b)).json()  # fmt: skip
+    assert all(hit["doc_id"] != fact for hit in found["data"])
+    gone = httpx.delete(f"{gw.url}/v1/knowledge/documents/{fact}", headers=headers(tenants.b))
+    assert gone.status_code == 404
+    assert gone.json()["error"]["code"]
+
+
+def test_streaming_carries_the_same_citations(gw: Gateway, tenants: Tenants, fact: str) -> None:
+    plain = ask(gw, tenants.a, "rag")["lorag"]["retrieval"]
+    stream = gw.openai(api_key=tenants.a).chat.completions.create(
+        model="rag",
+        messages=[{"role": "user", "content": QUESTION}],
+        temperature=0,
+        max_tokens=48,
+        stream=True,
+    )
+    chunks = list(stream)
+    extra = [c for c in chunks if (c.model_extra or {}).get("lorag")]
+    assert len(extra) == 1 and extra[0] is chunks[-1] and not extra[0].choices
+    streamed = extra[0].model_extra["lorag"]["retrieval"]
+    assert streamed["citations"] == plain["citations"]
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert "4471" in text
+
+
+def test_deleted_fact_is_no_longer_cited(gw: Gateway, tenants: Tenants, fact: str) -> None:
+    gone = httpx.delete(f"{gw.url}/v1/knowledge/documents/{fact}", headers=headers(tenants.a))
+    assert gone.status_code == 200
+    report = ask(gw, tenants.a, "rag")["lorag"]["retrieval"]
+    assert all(c["doc_id"] != fact for c in report["citations"])
+
+
+def test_nothing_retrieved_says_so(gw: Gateway, tenants: Tenants) -> None:
+    for doc in httpx.get(f"{gw.url}/v1/knowledge/documents", headers=headers(tenants.b)).json()[
+        "data"
+    ]:
+        httpx.delete(f"{gw.url}/v1/knowledge/documents/{doc['doc_id']}", headers=headers(tenants.b))
+    report = ask(gw, tenants.b, "rag")["lorag"]["retrieval"]
+    assert report["status"] == "no_results"
+    assert report["citations"] == []
+
+
+def test_request_may_narrow_but_only_when_allowed(gw: Gateway, tenants: Tenants) -> None:
+    docs = [{"doc_id": f"note-{i}", "text": f"Zorblax note {i}: the grinder has {i} burrs."}
+            for i in range(4)]  # fmt: skip
+    ingest(gw, tenants.a, docs)
+    narrowed = ask(gw, tenants.a, "rag", lorag={"retrieval": {"top_k": 1}})
+    assert len(narrowed["lorag"]["retrieval"]["citations"]) == 1
+    filtered = ask(gw, tenants.a, "rag", lorag={"retrieval": {"filter": {"doc_id": "note-2"}}})
+    assert [c["doc_id"] for c in filtered["lorag"]["retrieval"]["citations"]] == ["note-2"]
+    refused = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={"model": "strict", "messages": [{"role": "user", "content": "x"}],
+              "lorag": {"retrieval": {"top_k": 1}}},
+        headers=headers(tenants.a),
+    )  # fmt: skip
+    assert refused.status_code == 400
+    assert refused.json()["error"]["param"] == "lorag.retrieval"
+
+
+def test_two_stage_generation(gw: Gateway, tenants: Tenants, fact: str) -> None:
+    report = ask(gw, tenants.a, "two-stage")["lorag"]["retrieval"]
+    assert report["stages"] == 2
+    assert report["draft"]
+    assert fact in [c["doc_id"] for c in report["citations"]]
+
+
+def test_prompt_fits_the_context_with_50_long_chunks(gw: Gateway, tenants: Tenants) -> None:
+    answer = gw.admin("POST", "/admin/tenants", json={"id": "kb-budget"})
+    key = answer.json()["api_key"]
+    set_mode(gw, "kb-budget", "rag", "base", {"top_k": 50})
+    filler = " ".join(["The Zorblax grinder manual explains burr care and cleaning."] * 12)
+    ingest(gw, key, [{"doc_id": f"manual-{i}", "text": f"Part {i}. {filler}"}
+                     for i in range(50)])  # fmt: skip
+    reply = ask(gw, key, "rag", "How do I clean the Zorblax grinder?", max_tokens=300)
+    report = reply["lorag"]["retrieval"]
+    assert report["dropped_for_budget"] > 0
+    assert 0 < len(report["citations"]) < 50
+    assert reply["usage"]["prompt_tokens"] + 300 <= 2048
+
+
+def test_file_upload_is_ingested(gw: Gateway, tenants: Tenants) -> None:
+    content = b"# Warranty\n\nThe Zorblax 9000 warranty lasts 27 months from purchase.\n"
+    answer = httpx.post(
+        f"{gw.url}/v1/knowledge/documents",
+        files={"file": ("warranty.md", content, "text/markdown")},
+        headers=headers(tenants.a),
+    )
+    assert answer.status_code == 202, answer.text
+    wait_job(gw, tenants.a, answer.json()["id"])
+    found = httpx.post(f"{gw.url}/v1/knowledge/search",
+                       json={"query": "How long is the Zorblax warranty?", "top_k": 1},
+                       headers=headers(tenants.a)).json()["data"]  # fmt: skip
+    assert found[0]["doc_id"] == "warranty.md"
+    assert "27 months" in found[0]["text"]
+    bad = httpx.post(
+        f"{gw.url}/v1/knowledge/documents",
+        files={"file": ("image.png", b"\x89PNG....", "image/png")},
+        headers=headers(tenants.a),
+    )
+    assert bad.status_code == 400
+    assert ".png" in bad.json()["error"]["message"]
+
+
+def test_knowledge_needs_a_tenant_key(gw: Gateway) -> None:
+    assert httpx.get(f"{gw.url}/v1/knowledge/documents").status_code == 401
