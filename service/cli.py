@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from service import mode_report
 from service.settings import Settings
 
 _PACKAGES_WITH_COMMANDS = ("adapters.cli", "ingest.cli", "train.cli")
@@ -74,16 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
         module.register(commands)
         if hasattr(module, "register_eval"):
             module.register_eval(eval_commands)
-    _register_answers_eval(eval_commands)
+    mode_report.register_eval(eval_commands)
     return parser
-
-
-def _register_answers_eval(eval_commands: argparse._SubParsersAction) -> None:
-    try:
-        module = importlib.import_module("service.report_cli")
-    except ModuleNotFoundError:
-        return
-    module.register_eval(eval_commands)
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import REPO, Gateway
+from tests.factories import make_lora_adapter
 
 FACT_DOC = {
     "doc_id": "zorblax-sheet",
@@ -215,3 +219,46 @@ def test_file_upload_is_ingested(gw: Gateway, tenants: Tenants) -> None:
 
 def test_knowledge_needs_a_tenant_key(gw: Gateway) -> None:
     assert httpx.get(f"{gw.url}/v1/knowledge/documents").status_code == 401
+
+
+def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Path) -> None:
+    key = gw.admin("POST", "/admin/tenants", json={"id": "kb-report"}).json()["api_key"]
+    adapter = make_lora_adapter(base_model_dir, tmp_path / "adapter", seed=5)
+    answer = gw.admin("POST", "/admin/adapters", json={"path": str(adapter), "name": "report"})
+    assert answer.status_code == 201, answer.text
+    set_mode(gw, "kb-report", "base", "base", None)
+    set_mode(gw, "kb-report", "rag", "base", {"top_k": 2})
+    set_mode(gw, "kb-report", "adapter", "report@v1", None)
+    set_mode(gw, "kb-report", "hybrid", "report@v1", {"top_k": 2})
+    for path in sorted((REPO / "examples" / "knowledge").glob("*.md")):
+        upload = httpx.post(
+            f"{gw.url}/v1/knowledge/documents",
+            files={"file": (path.name, path.read_bytes(), "text/markdown")},
+            headers=headers(key),
+        )
+        wait_job(gw, key, upload.json()["id"])
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join((REPO / "examples" / "qa.jsonl").read_text().splitlines(True)[:3]))
+    out = tmp_path / "report"
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "eval", "answers", str(qa), "--tenant",
+         "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out)],
+        cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    printed = [line for line in done.stdout.splitlines() if line[:3] in ("ok ", "-- ")]
+    assert len(printed) == 3 * 4
+    rows = {
+        cells[0]: cells
+        for line in done.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| mode")
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    assert list(rows) == ["base", "rag", "adapter", "hybrid"]
+    for mode, cells in rows.items():
+        correct = sum(line.startswith("ok ") for line in printed if f"[{mode}]" in line)
+        assert cells[1] == f"{100 * correct / 3:.0f}%"
+    assert rows["base"][2] == "n/a" and rows["rag"][2] != "n/a"
+    assert int(rows["rag"][1].rstrip("%")) > int(rows["base"][1].rstrip("%"))
+    assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (out / "report.md").read_text().count("\n| ") == 5

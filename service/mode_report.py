@@ -1,0 +1,238 @@
+"""`lorag eval answers`: does fine-tuning pay, does RAG pay, or both? Measured on your data.
+
+Every question of a QA file goes through the running gateway in each of the tenant's modes
+(e.g. base, rag, adapter, hybrid); the report is a markdown table and a PNG bar chart:
+
+- accuracy: the expected answer is contained in the reply (case-insensitive); with --exact
+  also exact match after normalising case, spaces and final punctuation;
+- citation accuracy: for questions with a `doc_id`, in modes that retrieve, the document the
+  reply cites (or, when it cites none, the first source given) is the expected one;
+- mean latency and mean completion tokens.
+
+QA file: JSON lines `{"question": ..., "answer": ..., "doc_id": ...?}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from service.errors import InvalidRequest
+from service.settings import Settings
+
+
+@dataclass(frozen=True)
+class QAItem:
+    question: str
+    answer: str
+    doc_id: str | None = None
+
+
+@dataclass
+class Outcome:
+    mode: str
+    question: str
+    expected: str
+    reply: str
+    correct: bool
+    exact: bool
+    cited_doc: str | None
+    citation_ok: bool | None
+    seconds: float
+    tokens: int
+
+
+@dataclass
+class ModeSummary:
+    mode: str
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    @property
+    def accuracy(self) -> float:
+        return sum(o.correct for o in self.outcomes) / len(self.outcomes)
+
+    @property
+    def exact(self) -> float:
+        return sum(o.exact for o in self.outcomes) / len(self.outcomes)
+
+    @property
+    def citation_accuracy(self) -> float | None:
+        judged = [o.citation_ok for o in self.outcomes if o.citation_ok is not None]
+        return sum(judged) / len(judged) if judged else None
+
+    @property
+    def latency(self) -> float:
+        return statistics.mean(o.seconds for o in self.outcomes)
+
+    @property
+    def tokens(self) -> float:
+        return statistics.mean(o.tokens for o in self.outcomes)
+
+
+def read_qa(path: Path) -> list[QAItem]:
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidRequest(f"{path}:{number}: not JSON ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise InvalidRequest(f"{path}:{number}: expected an object")
+        for key in ("question", "answer"):
+            if not isinstance(record.get(key), str) or not record[key].strip():
+                raise InvalidRequest(f"{path}:{number}: field {key!r} missing or empty", param=key)
+        doc_id = record.get("doc_id")
+        items.append(QAItem(record["question"], record["answer"], str(doc_id) if doc_id else None))
+    if not items:
+        raise InvalidRequest(f"{path}: no questions")
+    return items
+
+
+def _normal(text: str) -> str:
+    return " ".join(text.lower().split()).rstrip(".!?")
+
+
+def judge(mode: str, item: QAItem, reply: dict[str, Any], seconds: float) -> Outcome:
+    text = reply["choices"][0]["message"].get("content") or ""
+    retrieval = (reply.get("lorag") or {}).get("retrieval")
+    cited_doc, citation_ok = None, None
+    if retrieval is not None and item.doc_id is not None:
+        citations = retrieval.get("citations") or []
+        cited = [c for c in citations if c.get("cited")] or citations[:1]
+        cited_doc = cited[0]["doc_id"] if cited else None
+        citation_ok = cited_doc == item.doc_id
+    return Outcome(
+        mode=mode,
+        question=item.question,
+        expected=item.answer,
+        reply=text,
+        correct=item.answer.lower() in text.lower(),
+        exact=_normal(item.answer) == _normal(text),
+        cited_doc=cited_doc,
+        citation_ok=citation_ok,
+        seconds=seconds,
+        tokens=int((reply.get("usage") or {}).get("completion_tokens") or 0),
+    )
+
+
+def run(
+    url: str, api_key: str, items: list[QAItem], modes: list[str], max_tokens: int
+) -> list[ModeSummary]:
+    summaries = [ModeSummary(mode) for mode in modes]
+    headers = {"authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+        for item in items:
+            for summary in summaries:
+                body = {
+                    "model": summary.mode,
+                    "messages": [{"role": "user", "content": item.question}],
+                    "temperature": 0,
+                    "max_tokens": max_tokens,
+                }
+                started = time.perf_counter()
+                answer = client.post("/v1/chat/completions", json=body)
+                seconds = time.perf_counter() - started
+                if answer.status_code != 200:
+                    raise InvalidRequest(
+                        f"mode {summary.mode!r}: HTTP {answer.status_code}: {answer.text[:300]}"
+                    )
+                summary.outcomes.append(judge(summary.mode, item, answer.json(), seconds))
+    return summaries
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def table(summaries: list[ModeSummary], exact: bool) -> str:
+    head = "| mode | accuracy |" + (" exact |" if exact else "") + " citation accuracy |"
+    head += " mean latency (s) | mean tokens |"
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for s in summaries:
+        row = f"| {s.mode} | {_percent(s.accuracy)} |"
+        row += f" {_percent(s.exact)} |" if exact else ""
+        row += f" {_percent(s.citation_accuracy)} | {s.latency:.2f} | {s.tokens:.1f} |"
+        lines.append(row)
+    return "\n".join(lines)
+
+
+def chart(summaries: list[ModeSummary], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    modes = [s.mode for s in summaries]
+    accuracy = [100 * s.accuracy for s in summaries]
+    citations = [100 * (s.citation_accuracy or 0.0) for s in summaries]
+    positions = range(len(modes))
+    figure, axis = plt.subplots(figsize=(1.6 * len(modes) + 2, 4))
+    axis.bar([p - 0.2 for p in positions], accuracy, width=0.4, label="accuracy")
+    axis.bar([p + 0.2 for p in positions], citations, width=0.4, label="citation accuracy")
+    axis.set_xticks(list(positions), modes)
+    axis.set_ylim(0, 100)
+    axis.set_ylabel("%")
+    axis.set_title("Answers by mode")
+    axis.legend()
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+
+
+def register_eval(eval_commands: argparse._SubParsersAction) -> None:
+    parser = eval_commands.add_parser(
+        "answers",
+        help="compare a tenant's modes (base, rag, adapter, hybrid) on a QA file",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("qa", type=Path, help="QA JSONL: question, answer, doc_id (optional)")
+    parser.add_argument("--tenant", required=True, help="tenant whose modes are compared")
+    parser.add_argument("--api-key", required=True, help="that tenant's API key (lrg-...)")
+    parser.add_argument(
+        "--modes", default="base,rag,adapter,hybrid", help="comma-separated mode names"
+    )
+    parser.add_argument("--url", default=None, help="gateway URL (default: LORAG_HOST/PORT)")
+    parser.add_argument("--exact", action="store_true", help="also report exact match")
+    parser.add_argument("--max-tokens", type=int, default=64, help="answer length (default 64)")
+    parser.add_argument(
+        "--out", type=Path, default=Path("lorag-report"), help="report.md, .png, answers.jsonl"
+    )
+    parser.set_defaults(handler=_eval_answers)
+
+
+def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    items = read_qa(args.qa)
+    if settings.registry_path.exists():  # a local registry can tell whose key this is
+        from adapters.from_settings import open_registry
+
+        owner = open_registry(settings).tenant_for_key(args.api_key)
+        if owner is not None and owner.id != args.tenant:
+            raise InvalidRequest(f"the API key belongs to tenant {owner.id!r}, not {args.tenant!r}")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    summaries = run(url, args.api_key, items, modes, args.max_tokens)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "answers.jsonl").open("w", encoding="utf-8") as handle:
+        for summary in summaries:
+            for outcome in summary.outcomes:
+                handle.write(json.dumps(outcome.__dict__) + "\n")
+                mark = "ok " if outcome.correct else "-- "
+                print(f"{mark}[{outcome.mode}] {outcome.question} -> {outcome.reply!r}")
+    report = table(summaries, args.exact)
+    header = f"# Mode report: tenant {args.tenant}, {len(items)} questions\n\n"
+    (args.out / "report.md").write_text(header + report + "\n", encoding="utf-8")
+    chart(summaries, args.out / "report.png")
+    print()
+    print(report)
+    print(f"\nwrote {args.out / 'report.md'}, {args.out / 'report.png'}")
+    return 0
