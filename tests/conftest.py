@@ -33,7 +33,7 @@ def base_model_dir() -> Path:
     return prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -106,7 +106,7 @@ def child_pids(pid: int) -> set[int]:
 @pytest.fixture(scope="session")
 def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Iterator[Gateway]:
     data_dir = tmp_path_factory.mktemp("lorag-data")
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "HF_HUB_OFFLINE": "1",

@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO, Gateway
+from tests.conftest import REPO, Gateway, free_port
 from tests.factories import make_lora_adapter
 
 FACT_DOC = {
@@ -262,3 +262,30 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     assert int(rows["rag"][1].rstrip("%")) > int(rows["base"][1].rstrip("%"))
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "report.md").read_text().count("\n| ") == 5
+
+
+def test_store_unavailable_follows_the_mode(gw: Gateway, tenants: Tenants) -> None:
+    """A second gateway on the same data folder cannot open the embedded store (the first one
+    holds it): its retrieval modes answer without context, or fail with 503, as configured."""
+    set_mode(gw, "kb-a", "rag-or-fail", "base", {"top_k": 2, "on_store_error": "fail"})
+    port = free_port()
+    env = {**gw.env, "LORAG_ENGINE": "remote", "LORAG_VLLM_URLS": gw.vllm_url(),
+           "LORAG_PORT": str(port)}  # fmt: skip
+    second = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=REPO, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    other = Gateway(f"http://127.0.0.1:{port}", gw.data_dir, second, gw.log_path, env)
+    try:
+        other.wait_ready(timeout_s=120)
+        reply = ask(other, tenants.a, "rag")
+        assert reply["lorag"]["retrieval"]["status"] == "store_unavailable"
+        assert reply["choices"][0]["message"]["content"]
+        failed = httpx.post(
+            f"{other.url}/v1/chat/completions",
+            json={"model": "rag-or-fail", "messages": [{"role": "user", "content": QUESTION}]},
+            headers=headers(tenants.a),
+        )
+        assert failed.status_code == 503
+        assert failed.json()["error"]["code"] == "store_unavailable"
+    finally:
+        second.terminate()
+        second.wait(timeout=30)

@@ -1,0 +1,141 @@
+"""Adapters: throughput with requests spread over 1, 4 and 8 adapters, and promotion latency.
+
+Usage:
+    python bench/adapters.py [--requests 48] [--concurrency 8] [--tokens 64] [--promotions 20]
+
+One vLLM server (bundled model) and one lorag gateway in front of it, in one run:
+1. the same workload (concurrent streams of exactly `tokens` tokens) on the base model, on one
+   adapter, and spread round-robin over 4 and 8 distinct adapters (all loaded beforehand);
+2. promotion latency: PUT a tenant's mode to a version never loaded before, then the first
+   streamed token of a request in that mode; p50/p99 over `promotions` promotions.
+Goals on this CPU: promotion < 1 s; mixed-adapter throughput >= 0.9x single-adapter.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench.servers import REPO, start_gateway, start_vllm, stop
+from tests.factories import make_lora_adapter
+
+ADMIN = "bench-admin"
+PROMPT = "Write a short story about a lighthouse keeper."
+
+
+def admin(url: str, method: str, path: str, **kwargs: object) -> dict:
+    answer = httpx.request(method, url + path, headers={"x-admin-key": ADMIN}, timeout=120,
+                           **kwargs)  # fmt: skip
+    answer.raise_for_status()
+    return answer.json()
+
+
+async def stream(client: httpx.AsyncClient, model: str, tokens: int) -> tuple[float, int]:
+    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": tokens, "min_tokens": tokens, "stream": True}  # fmt: skip
+    started = time.perf_counter()
+    first, count = None, 0
+    async with client.stream("POST", "/v1/chat/completions", json=body) as answer:
+        answer.raise_for_status()
+        async for line in answer.aiter_lines():
+            if line.startswith("data: {") and '"content":"' in line:
+                first = first or time.perf_counter() - started
+                count += 1
+    return first or 0.0, count
+
+
+async def workload(url: str, key: str, modes: list[str], args: argparse.Namespace) -> float:
+    headers = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300) as client:
+        semaphore = asyncio.Semaphore(args.concurrency)
+
+        async def one(index: int) -> int:
+            async with semaphore:
+                return (await stream(client, modes[index % len(modes)], args.tokens))[1]
+
+        started = time.perf_counter()
+        tokens = await asyncio.gather(*(one(i) for i in range(args.requests)))
+        return sum(tokens) / (time.perf_counter() - started)
+
+
+async def promotion(url: str, key: str, version: int) -> float:
+    headers = {"authorization": f"Bearer {key}"}
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300) as client:
+        started = time.perf_counter()
+        await asyncio.to_thread(admin, url, "PUT", "/admin/tenants/bench/modes/promo",
+                                json={"target": f"promo@v{version}"})  # fmt: skip
+        await stream(client, "promo", 1)
+        return time.perf_counter() - started
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--requests", type=int, default=48)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--promotions", type=int, default=20)
+    args = parser.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    base_dir = REPO / ".lorag" / "models" / "smollm2-135m-instruct"
+    folder = Path(tempfile.mkdtemp(prefix="lorag-bench-adapters-"))
+    vllm, vllm_url, model = start_vllm()
+    gateway = None
+    try:
+        gateway, url = start_gateway(vllm_url, model, {"LORAG_ADMIN_KEY": ADMIN,
+                                                       "LORAG_MAX_CPU_LORAS": "64"})  # fmt: skip
+        key = admin(url, "POST", "/admin/tenants", json={"id": "bench"})["api_key"]
+        admin(url, "PUT", "/admin/tenants/bench/modes/base", json={"target": "base"})
+        for index in range(8):
+            path = make_lora_adapter(base_dir, folder / f"a{index}", rank=16, seed=index,
+                                     targets=("q_proj", "k_proj", "v_proj", "o_proj"))  # fmt: skip
+            admin(url, "POST", "/admin/adapters", json={"path": str(path), "name": f"a{index}"})
+            admin(url, "PUT", f"/admin/tenants/bench/modes/m{index}",
+                  json={"target": f"a{index}@v1"})  # fmt: skip
+        asyncio.run(workload(url, key, ["base", *[f"m{i}" for i in range(8)]], args))  # warm-up
+        rows = []
+        for label, modes in (("base model only", ["base"]), ("1 adapter", ["m0"]),
+                             ("4 adapters", [f"m{i}" for i in range(4)]),
+                             ("8 adapters", [f"m{i}" for i in range(8)])):  # fmt: skip
+            rows.append((label, asyncio.run(workload(url, key, modes, args))))
+        single = rows[1][1]
+        print(f"\n{args.requests} requests, {args.concurrency} concurrent streams, "
+              f"{args.tokens} tokens each; LoRA rank 16 on q,k,v,o\n")  # fmt: skip
+        print("| workload | tok/s | vs 1 adapter | vs base |")
+        print("|---|---|---|---|")
+        for label, rate in rows:
+            print(f"| {label} | {rate:.0f} | {rate / single:.2f}x | {rate / rows[0][1]:.2f}x |")
+
+        promo = make_lora_adapter(base_dir, folder / "promo", rank=16, seed=99)
+        for _ in range(args.promotions + 1):
+            admin(url, "POST", "/admin/adapters", json={"path": str(promo), "name": "promo"})
+        asyncio.run(promotion(url, key, 1))
+        latencies = [asyncio.run(promotion(url, key, v)) for v in range(2, args.promotions + 2)]
+        print(f"\npromotion -> first token of the new version, {len(latencies)} promotions "
+              "(each to a version never loaded before)\n")  # fmt: skip
+        print("| p50 ms | p99 ms | max ms |")
+        print("|---|---|---|")
+        print(f"| {1000 * statistics.median(latencies):.0f} | {1000 * pct(latencies, 0.99):.0f} "
+              f"| {1000 * max(latencies):.0f} |")  # fmt: skip
+    finally:
+        for process in (gateway, vllm):
+            if process is not None:
+                stop(process)
+
+
+if __name__ == "__main__":
+    main()
