@@ -107,6 +107,7 @@ class Augmented:
     stages: int = 1
     draft: str | None = None
     message: str | None = None
+    seconds: float = 0.0
 
     def report(self, answer: str) -> dict[str, Any]:
         numbers = cited_numbers(answer)
@@ -132,6 +133,7 @@ class Augmented:
             stages=self.stages,
             draft=self.draft,
             message=self.message,
+            seconds=round(self.seconds, 4),
         ).model_dump()
 
 

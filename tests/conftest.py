@@ -138,9 +138,19 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in children):
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and any(map(alive, children)):
             time.sleep(0.2)
+        orphans = [pid for pid in children if alive(pid)]
+        assert not orphans, f"lorag serve left processes behind: {orphans}"
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
 
 
 @pytest.fixture

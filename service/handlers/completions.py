@@ -99,6 +99,7 @@ class CompletionsHandler:
         self, prepared: Prepared, caller: Caller, settings: RetrievalSettings, request_id: str
     ) -> None:
         body = prepared.body
+        started = time.perf_counter()
         tenant = caller.tenant_id or ""
         max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
         messages = body["messages"]
@@ -124,6 +125,7 @@ class CompletionsHandler:
             )  # fmt: skip
             augmented.stages, augmented.draft = 2, draft
         body["messages"] = augmented.messages
+        augmented.seconds = time.perf_counter() - started
         prepared.augmented = augmented
 
     # --- non-streaming ------------------------------------------------------------------

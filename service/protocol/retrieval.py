@@ -52,3 +52,4 @@ class RetrievalReport(BaseModel):
     stages: int = 1
     draft: str | None = None
     message: str | None = None
+    seconds: float = Field(0.0, description="Time spent retrieving and assembling context.")
