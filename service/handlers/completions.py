@@ -28,7 +28,7 @@ from service.protocol.retrieval import RetrievalSettings
 from service.retrieval import Augmented, Retriever, mode_settings, narrowed
 from service.routing import Router, Target
 from service.upstream import UpstreamError, open_stream, post_json, sse_events
-from service.validation import parse_body
+from service.validation import parse_json, validate
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +73,14 @@ class CompletionsHandler:
         self, endpoint: Endpoint, raw: bytes, caller: Caller, request_id: str
     ) -> JSONResponse | StreamingResponse:
         started = time.perf_counter()
-        request = parse_body(_REQUEST_TYPES[endpoint], raw)
+        data = parse_json(raw)
+        request = validate(_REQUEST_TYPES[endpoint], data)
         target = self.router.resolve(caller, request.model)
-        body = request.model_dump(exclude_unset=True, exclude={"lorag"})
+        data.pop("lorag", None)
+        body = data  # forwarded as sent: unknown fields reach vLLM untouched
         wants_usage = bool(request.stream_options and request.stream_options.include_usage)
         if request.stream:
-            body["stream_options"] = {**body.get("stream_options", {}), "include_usage": True}
+            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
         prepared = Prepared(endpoint, target, body, request.stream, wants_usage, started)
         override = request.lorag.retrieval if request.lorag else None
         settings = mode_settings(target.retrieval)
