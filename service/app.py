@@ -13,7 +13,6 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -32,6 +31,7 @@ from service.retrieval import Retriever
 from service.routes import admin, health, knowledge, openai
 from service.routing import Router
 from service.settings import Settings
+from service.upstream import Upstream
 from service.wiring import (
     base_model_info,
     open_knowledge,
@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 class AppState:
     settings: Settings
     engine: Engine
-    client: httpx.AsyncClient
+    upstream: Upstream
     registry: Registry
     router: Router
     lora: LoraManager
@@ -91,19 +91,17 @@ class AppState:
 
 
 def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
-    from service.upstream import new_client
-
     engine = engine or build_engine(settings)
-    client = new_client(settings.request_timeout_s)
+    upstream = Upstream(settings.request_timeout_s)
     registry = open_registry(settings)
     metrics = Metrics()
     router = Router(registry, served_model_name(settings))
     lora = LoraManager(
-        engine, client, registry.artifact_path, cap=settings.max_cpu_loras, metrics=metrics
+        engine, upstream, registry.artifact_path, cap=settings.max_cpu_loras, metrics=metrics
     )
-    state = AppState(settings, engine, client, registry, router, lora, metrics)
+    state = AppState(settings, engine, upstream, registry, router, lora, metrics)
     retriever = Retriever(state.knowledge, state.tokenizer, settings.max_model_len)
-    state.completions = CompletionsHandler(engine, client, router, lora, metrics, retriever)
+    state.completions = CompletionsHandler(engine, upstream, router, lora, metrics, retriever)
     return state
 
 
@@ -118,7 +116,7 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
             yield
         finally:
             await state.engine.stop()
-            await state.client.aclose()
+            await state.upstream.close()
             await state.close_knowledge()
 
     app = FastAPI(

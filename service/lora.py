@@ -16,13 +16,11 @@ from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
 
-import httpx
-
 from adapters.models import AdapterVersion
 from service.engine import Engine
-from service.errors import EngineUnavailable
+from service.errors import EngineUnavailable, ServerError
 from service.metrics import Metrics
-from service.upstream import UpstreamError, mapped_transport_errors
+from service.upstream import Upstream, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -31,14 +29,14 @@ class LoraManager:
     def __init__(
         self,
         engine: Engine,
-        client: httpx.AsyncClient,
+        upstream: Upstream,
         artifact_path: Callable[[AdapterVersion], Path],
         *,
         cap: int,
         metrics: Metrics | None = None,
     ):
         self.engine = engine
-        self.client = client
+        self.upstream = upstream
         self.artifact_path = artifact_path
         self.cap = max(1, cap)
         self.metrics = metrics
@@ -69,6 +67,8 @@ class LoraManager:
         loaded = self._loaded.setdefault(url, OrderedDict())
         if name in loaded:
             loaded.move_to_end(name)
+            if len(loaded) > self.cap:  # one that was in use before may go now
+                await self._evict(url)
             return name
         lock = self._locks.setdefault(f"{url}|{name}", asyncio.Lock())
         async with lock:
@@ -106,7 +106,7 @@ class LoraManager:
 
     async def _evict(self, url: str) -> None:
         loaded = self._loaded.get(url, OrderedDict())
-        for name in list(loaded):
+        for name in list(loaded)[:-1]:  # oldest first; never the one just asked for
             if len(loaded) <= self.cap:
                 return
             if self._in_use.get((url, name)):
@@ -116,13 +116,14 @@ class LoraManager:
 
     async def _load(self, url: str, name: str, path: Path) -> None:
         body = {"lora_name": name, "lora_path": str(path.resolve())}
-        with mapped_transport_errors():
-            response = await self.client.post(f"{url}/v1/load_lora_adapter", json=body)
-        if response.status_code >= 400 and b"already" not in response.content.lower():
-            raise UpstreamError.from_response(response.status_code, response.content)
+        try:
+            await self.upstream.post(f"{url}/v1/load_lora_adapter", body)
+        except UpstreamError as exc:
+            if "already" not in exc.message.lower():
+                raise ServerError(f"the engine refused adapter {name}: {exc.message}") from exc
         log.info("loaded adapter %s on %s", name, url)
 
     async def _unload(self, url: str, name: str) -> None:
-        with contextlib.suppress(EngineUnavailable), mapped_transport_errors():
-            await self.client.post(f"{url}/v1/unload_lora_adapter", json={"lora_name": name})
+        with contextlib.suppress(EngineUnavailable, UpstreamError):
+            await self.upstream.post(f"{url}/v1/unload_lora_adapter", {"lora_name": name})
         log.info("unloaded adapter %s from %s", name, url)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-import httpx
+import aiohttp
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.auth import Caller
@@ -27,7 +27,7 @@ from service.protocol.openai import ChatCompletionRequest, CompletionRequest
 from service.protocol.retrieval import RetrievalSettings
 from service.retrieval import Augmented, Retriever, mode_settings, narrowed
 from service.routing import Router, Target
-from service.upstream import UpstreamError, open_stream, post_json, sse_events
+from service.upstream import Upstream, UpstreamError, sse_events
 from service.validation import parse_json, validate
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class CompletionsHandler:
     def __init__(
         self,
         engine: Engine,
-        client: httpx.AsyncClient,
+        upstream: Upstream,
         router: Router,
         lora: LoraManager,
         metrics: Metrics,
@@ -64,7 +64,7 @@ class CompletionsHandler:
     ):
         self.retriever = retriever
         self.engine = engine
-        self.client = client
+        self.upstream = upstream
         self.router = router
         self.lora = lora
         self.metrics = metrics
@@ -144,7 +144,7 @@ class CompletionsHandler:
         return JSONResponse(result)
 
     async def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
-        return await post_json(self.client, url + _PATHS[body.pop("_endpoint")], body, headers)
+        return await self.upstream.post_json(url + _PATHS[body.pop("_endpoint")], body, headers)
 
     # --- streaming ----------------------------------------------------------------------
     async def _stream(self, prepared: Prepared, request_id: str) -> StreamingResponse:
@@ -158,16 +158,14 @@ class CompletionsHandler:
 
     async def _open(
         self, url: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[httpx.Response, str]:
-        response = await open_stream(
-            self.client, url + _PATHS[body.pop("_endpoint")], body, headers
-        )
-        return response, body["model"]
+    ) -> tuple[aiohttp.ClientResponse, str]:
+        path = _PATHS[body.pop("_endpoint")]
+        return await self.upstream.open_stream(url + path, body, headers), body["model"]
 
     async def _relay(
         self,
         prepared: Prepared,
-        upstream: httpx.Response,
+        upstream: aiohttp.ClientResponse,
         served_name: str,
         release: Callable[[], None],
     ) -> AsyncIterator[bytes]:
@@ -201,7 +199,7 @@ class CompletionsHandler:
             log.warning("stream broke: %s", exc.message)
             yield b"data: " + json.dumps(payload).encode() + b"\n\n"
         finally:
-            await upstream.aclose()
+            upstream.close()  # mid-stream: drops the connection, so vLLM aborts the request
             release()
             self._observe(prepared, status)
 

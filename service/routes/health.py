@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import httpx
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -21,11 +20,7 @@ async def ready(request: Request) -> JSONResponse:
     checks: dict[str, object] = {"engine": engine.describe()}
     ok = bool(engine.urls)
     for url in engine.urls:
-        try:
-            answer = await state.client.get(f"{url}/health", timeout=5.0)
-            ok = ok and answer.status_code == 200
-        except httpx.HTTPError:
-            ok = False
+        ok = ok and await state.upstream.healthy(f"{url}/health")
     return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
 
 

@@ -17,8 +17,11 @@ BACKENDS = ("edge", "memory")
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    """The bundled all-MiniLM-L6-v2, loaded once (sentence-transformers, CPU)."""
-    return Embedder(None)
+    """The bundled all-MiniLM-L6-v2, loaded once (sentence-transformers, CPU); torch's thread
+    count is left as it is for the other test packages of the session."""
+    import torch
+
+    return Embedder(None, threads=torch.get_num_threads())
 
 
 def kb_settings(data_dir: Path, backend: str = "edge", **fields: object) -> Settings:

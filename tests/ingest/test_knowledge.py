@@ -3,10 +3,6 @@ real qdrant-edge folder (and qdrant-client ":memory:" where the backend matters)
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,6 +18,7 @@ from ingest.errors import (
 )
 from ingest.knowledge import KnowledgeBase
 from ingest.models import SourceDocument
+from tests.ingest.probes import long_text, stored
 from tests.ingest.sample_files import write_corpus, write_pdf
 
 CORPUS_IDS = [
@@ -46,10 +43,6 @@ QUESTIONS = [
     ("Why is the sky blue?", "faq.jsonl:2", "scatters"),
     ("What is the grey liquid on a sourdough starter?", "bread.txt", "hooch"),
 ]
-
-
-def stored(kb: KnowledgeBase, tenant: str, doc_id: str) -> list[dict]:
-    return [p.payload for p in kb.store.scroll(tenant, filter={"doc_id": doc_id})]
 
 
 @pytest.mark.parametrize("backend", ["edge", "memory"])
@@ -134,18 +127,11 @@ def test_changed_document_with_fewer_chunks_leaves_exactly_the_new_ones(kb: Know
     assert (again.unchanged, again.chunks) == (["owls"], 0)
 
 
-def _version(marker: str, paragraphs: int) -> str:
-    return "\n\n".join(
-        f"The quetzalcoatlus fact {marker}{i}: " + "it glided over ancient seas. " * 10
-        for i in range(paragraphs)
-    )
-
-
 def test_search_during_reingest_always_finds_the_document(
     kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     kb.ingest_documents("acme", [SourceDocument("filler", "Unrelated text about teapots.")])
-    kb.ingest_documents("acme", [SourceDocument("ptero", _version("a", 12))])
+    kb.ingest_documents("acme", [SourceDocument("ptero", long_text("a", 12))])
     real_upsert = kb.store.upsert
 
     def slow_upsert(*args: object, **kwargs: object) -> None:
@@ -172,7 +158,7 @@ def test_search_during_reingest_always_finds_the_document(
     try:
         for round_, size in enumerate([4, 15, 2, 9, 12, 3]):
             report = kb.ingest_documents(
-                "acme", [SourceDocument("ptero", _version(f"r{round_}", size))]
+                "acme", [SourceDocument("ptero", long_text(f"r{round_}", size))]
             )
             assert report.updated == ["ptero"]
     finally:
@@ -183,7 +169,7 @@ def test_search_during_reingest_always_finds_the_document(
     assert len(results) > 30
     assert all(results), f"{results.count(False)} of {len(results)} searches missed the document"
     assert len(stored(kb, "acme", "ptero")) == len(
-        kb.chunker.chunk(SourceDocument("x", _version("r5", 3)))
+        kb.chunker.chunk(SourceDocument("x", long_text("r5", 3)))
     )
 
 
@@ -296,104 +282,3 @@ def test_data_survives_close_and_reopen(open_kb, tmp_path: Path) -> None:
     assert again.search("acme", "What does error E-4012 mean?")[0].doc_id == "manual.html"
     report = again.ingest_paths("acme", [folder], progress=False)
     assert sorted(report.unchanged) == CORPUS_IDS and report.chunks == 0
-
-
-def test_crash_between_upsert_and_stale_removal_is_repaired_by_a_rerun(
-    kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    kb.ingest_documents("acme", [SourceDocument("doc", _version("old", 10))])
-    old_count = len(stored(kb, "acme", "doc"))
-
-    def crash(*args: object) -> None:
-        raise RuntimeError("power cut")
-
-    monkeypatch.setattr(kb.store, "delete_stale", crash)
-    new = SourceDocument("doc", _version("new", 3))
-    with pytest.raises(RuntimeError, match="power cut"):
-        kb.ingest_documents("acme", [new])
-    payloads = stored(kb, "acme", "doc")
-    assert len(payloads) == old_count  # new chunks 0..n-1 written over, old tail still there
-    assert len({p["content_hash"] for p in payloads}) == 2
-    assert kb.search("acme", "quetzalcoatlus")[0].doc_id == "doc"
-
-    monkeypatch.undo()
-    report = kb.ingest_documents("acme", [new])
-    assert report.updated == ["doc"]
-    payloads = stored(kb, "acme", "doc")
-    expected = len(kb.chunker.chunk(new))
-    assert sorted(p["chunk_index"] for p in payloads) == list(range(expected))
-    assert {p["content_hash"] for p in payloads} == {new.content_hash}
-    assert len(kb.list_documents("acme")) == 1
-
-
-def test_a_document_missing_a_chunk_is_rewritten(kb: KnowledgeBase) -> None:
-    doc = SourceDocument("doc", _version("x", 6))
-    kb.ingest_documents("acme", [doc])
-    count = len(stored(kb, "acme", "doc"))
-    victim = next(p for p in kb.store.scroll("acme") if p.payload["chunk_index"] == 1)
-    kb.store._delete(
-        [("tenant", "acme")], [p.id for p in kb.store.scroll("acme") if p.id != victim.id]
-    )
-    assert len(stored(kb, "acme", "doc")) == count - 1
-    report = kb.ingest_documents("acme", [doc])
-    assert report.updated == ["doc"]  # not "unchanged": it was incomplete
-    assert len(stored(kb, "acme", "doc")) == count
-
-
-KILLED_INGEST = """
-import sys, time
-from ingest.knowledge import open_knowledge_base
-from ingest.models import SourceDocument
-from ingest.store.base import Store
-from service.settings import Settings
-
-def stall(self, *args):  # the new chunks are upserted: announce it and wait to be killed
-    print("UPSERTED", flush=True)
-    time.sleep(120)
-
-Store.delete_stale = stall
-kb = open_knowledge_base(Settings(data_dir=sys.argv[1]))
-kb.ingest_documents("acme", [SourceDocument("doc", sys.stdin.read())])
-"""
-
-
-def test_a_killed_ingest_is_repaired_by_a_rerun(open_kb, tmp_path: Path) -> None:
-    """SIGKILL after the new chunks are written and before stale removal (no flush, no close)."""
-    data = tmp_path / "killed"
-    kb = open_kb("edge", data_dir=data)
-    kb.ingest_documents("acme", [SourceDocument("doc", _version("old", 10))])
-    old_count = len(stored(kb, "acme", "doc"))
-    kb.close()
-
-    new = SourceDocument("doc", _version("new", 3))
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-c", KILLED_INGEST, str(data)],
-        cwd=Path(__file__).resolve().parents[2],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        process.stdin.write(new.text)
-        process.stdin.close()
-        assert process.stdout.readline().strip() == "UPSERTED"
-    finally:
-        process.kill()
-        process.wait(timeout=30)
-    assert process.returncode == -signal.SIGKILL
-
-    kb = open_kb("edge", data_dir=data)
-    payloads = stored(kb, "acme", "doc")
-    assert len(payloads) == old_count  # the WAL kept the new chunks; the stale tail remains
-    assert {p["content_hash"] for p in payloads} == {
-        new.content_hash,
-        SourceDocument("doc", _version("old", 10)).content_hash,
-    }
-    report = kb.ingest_documents("acme", [new])
-    assert report.updated == ["doc"]
-    payloads = stored(kb, "acme", "doc")
-    assert sorted(p["chunk_index"] for p in payloads) == list(range(len(kb.chunker.chunk(new))))
-    assert {p["content_hash"] for p in payloads} == {new.content_hash}

@@ -4,6 +4,7 @@ vectors from qdrant-edge's `Bm25`."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,7 +12,13 @@ import numpy as np
 import pytest
 from qdrant_edge import Bm25
 
-from ingest.errors import InvalidFilter, InvalidTenant, StoreIncompatible, StoreLocked
+from ingest.errors import (
+    InvalidFilter,
+    InvalidTenant,
+    StoreIncompatible,
+    StoreLocked,
+    StoreUnavailable,
+)
 from ingest.store.base import Store
 from ingest.store.edge import EdgeStore
 from ingest.store.points import ChunkPoint, SparseVec, point_id
@@ -249,3 +256,12 @@ def test_edge_folder_is_locked_persistent_and_checked(tmp_path: Path) -> None:
     again.close()
     with pytest.raises(StoreIncompatible):
         EdgeStore(tmp_path / "edge", DIM * 2)
+
+
+def test_an_unreachable_qdrant_server_is_unavailable() -> None:
+    started = time.perf_counter()
+    with pytest.raises(StoreUnavailable) as raised:
+        QdrantStore("http://127.0.0.1:9", "chunks", DIM, timeout=5)
+    assert raised.value.status == 503
+    assert "does not answer" in raised.value.message
+    assert time.perf_counter() - started < 30

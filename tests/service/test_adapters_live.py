@@ -224,31 +224,36 @@ def test_adapters_come_back_after_engine_restart(gw: Gateway, world: World) -> N
 
 
 def test_lru_cap_unloads_the_least_recently_used(gw: Gateway, world: World) -> None:
-    asyncio.run(_lru_scenario(gw, world))
+    asyncio.run(_lru_scenario(gw.vllm_url(), gw.base_name, world))
 
 
-async def _lru_scenario(gw: Gateway, world: World) -> None:
+async def _lru_scenario(url: str, base_name: str, world: World) -> None:
     from datetime import UTC, datetime
 
     from adapters.models import AdapterVersion
     from service.engine import RemoteEngine
     from service.lora import LoraManager
+    from service.upstream import Upstream
 
-    def version(name: str, path: Path) -> AdapterVersion:
-        return AdapterVersion(name, 1, gw.base_name, 8, 16.0, ("q_proj",), path.name, 0,
+    def version(name: str) -> AdapterVersion:
+        return AdapterVersion(name, 1, base_name, 8, 16.0, ("q_proj",), name, 0,
                               datetime.now(UTC), "test", {}, "", None)  # fmt: skip
 
+    async def served() -> set[str]:
+        return {m["id"] for m in (await client.get(f"{url}/v1/models")).json()["data"]}
+
     paths = {"lru-a": world.v1, "lru-b": world.v2}
-    url = gw.vllm_url()
-    async with httpx.AsyncClient(timeout=60) as client:
-        manager = LoraManager(RemoteEngine([url]), client, lambda v: paths[v.name], cap=1)
-        first = await manager.acquire(url, version("lru-a", world.v1))
-        await manager.acquire(url, version("lru-b", world.v2))  # over the cap, but a is in use
-        served = {m["id"] for m in (await client.get(f"{url}/v1/models")).json()["data"]}
-        assert {"lru-a@v1", "lru-b@v1"} <= served
-        manager.release(url, first)
-        await manager.ensure_loaded(url, version("lru-b", world.v2))
-        served = {m["id"] for m in (await client.get(f"{url}/v1/models")).json()["data"]}
-        assert "lru-a@v1" not in served
-        assert "lru-b@v1" in served
-        assert manager.loaded(url) == ["lru-b@v1"]
+    upstream = Upstream(60)
+    manager = LoraManager(RemoteEngine([url]), upstream, lambda v: paths[v.name], cap=1)
+    try:
+        async with httpx.AsyncClient(timeout=60) as client:
+            first = await manager.acquire(url, version("lru-a"))
+            await manager.acquire(url, version("lru-b"))  # over the cap, but a is in use
+            assert {"lru-a@v1", "lru-b@v1"} <= await served()
+            manager.release(url, first)
+            await manager.ensure_loaded(url, version("lru-b"))
+            assert "lru-a@v1" not in await served()
+            assert "lru-b@v1" in await served()
+            assert manager.loaded(url) == ["lru-b@v1"]
+    finally:
+        await upstream.close()

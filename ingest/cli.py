@@ -1,0 +1,187 @@
+"""CLI commands of the knowledge base: `lorag ingest` and `lorag eval retrieval`.
+
+`register(subparsers)` adds `ingest`; `register_eval(eval_subparsers)` adds `retrieval`
+under the root's `eval` command. Handlers take `(args, settings)` and return the exit code;
+the heavy imports (torch, sentence-transformers) happen only when a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+from ingest.errors import InvalidInput
+from ingest.models import TENANT_PATTERN, IngestReport
+
+if TYPE_CHECKING:
+    from service.settings import Settings
+
+SHOWN_SKIPPED = 10
+
+
+def _tenant(value: str) -> str:
+    if not TENANT_PATTERN.match(value):
+        raise argparse.ArgumentTypeError(
+            f"invalid tenant {value!r}: use lowercase letters, digits, '_' and '-' (max 64)"
+        )
+    return value
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `lorag ingest`."""
+    parser = subparsers.add_parser(
+        "ingest",
+        help="ingest files and folders into a tenant's knowledge base",
+        description=(
+            "Ingest .txt, .md, .html, .pdf, .docx, .jsonl and .csv files into the knowledge "
+            "base of one tenant. Unchanged files are skipped, changed files replace their old "
+            "version without a gap. Document ids are paths relative to each folder given. "
+            "Exit code 0: all ingested; 1: some files failed (listed); 2: error."
+        ),
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
+    parser.add_argument(
+        "--tenant", required=True, type=_tenant, help="tenant whose knowledge base gets them"
+    )
+    parser.add_argument(
+        "--sync",
+        action="store_true",
+        help="also delete documents ingested earlier from these folders whose file is gone",
+    )
+    parser.add_argument(
+        "--doc-id-prefix",
+        default="",
+        metavar="PREFIX",
+        help="prepended to every document id (keeps two folders' ids apart)",
+    )
+    parser.add_argument(
+        "--include",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="only files whose relative path matches (repeatable), e.g. '*.html'",
+    )
+    parser.add_argument(
+        "--exclude",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="leave out files whose relative path matches (repeatable), e.g. '_sources/*'",
+    )
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="CPU threads for the embedding model (default: half the cores)",
+    )
+    parser.add_argument("--no-progress", action="store_true", help="do not draw the progress bar")
+    parser.set_defaults(handler=run_ingest)
+
+
+def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.knowledge import open_knowledge_base
+
+    kb = open_knowledge_base(settings, embed_threads=args.threads)
+    try:
+        report = kb.ingest_paths(
+            args.tenant,
+            args.paths,
+            sync=args.sync,
+            progress=not args.no_progress,
+            doc_id_prefix=args.doc_id_prefix,
+            include=args.include,
+            exclude=args.exclude,
+        )
+    finally:
+        kb.close()
+    print_report(report)
+    return 1 if report.failed else 0
+
+
+def print_report(report: IngestReport, out: TextIO | None = None) -> None:
+    """The summary table of an ingest, then failures with reasons."""
+    out = out or sys.stdout
+    rate = report.chunks / report.seconds if report.seconds > 0 else 0.0
+    rows = [
+        ("added", len(report.added)),
+        ("updated", len(report.updated)),
+        ("unchanged", len(report.unchanged)),
+        ("deleted", len(report.deleted)),
+        ("failed", len(report.failed)),
+        ("skipped", len(report.skipped)),
+    ]
+    print(f"{'documents':<10} {'count':>7}", file=out)
+    for name, count in rows:
+        print(f"{name:<10} {count:>7}", file=out)
+    print(
+        f"{report.chunks} chunks written in {report.seconds:.1f} s ({rate:.1f} chunks/s)",
+        file=out,
+    )
+    if report.interrupted:
+        print("interrupted: the ingest stopped before the end", file=out)
+    if report.failed:
+        print("\nfailed:", file=out)
+        for name, reason in report.failed:
+            print(f"  {name}: {reason}", file=out)
+    if report.skipped:
+        print(f"\nskipped ({len(report.skipped)}):", file=out)
+        for name, reason in report.skipped[:SHOWN_SKIPPED]:
+            print(f"  {name}: {reason}", file=out)
+        if len(report.skipped) > SHOWN_SKIPPED:
+            print(f"  ... and {len(report.skipped) - SHOWN_SKIPPED} more", file=out)
+
+
+def register_eval(eval_subparsers: argparse._SubParsersAction) -> None:
+    """Add `lorag eval retrieval` (under the root's `eval` command)."""
+    parser = eval_subparsers.add_parser(
+        "retrieval",
+        help="measure retrieval quality on a BEIR-layout dataset",
+        description=(
+            "Ingest DIR/corpus.jsonl into a throwaway knowledge base (a temporary folder, "
+            "with the configured embedding model and chunking), run DIR/queries.jsonl and "
+            "print recall@k, MRR@10 and nDCG@10 against DIR/qrels/<split>.tsv for dense, "
+            "sparse and hybrid search."
+        ),
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR", help="folder in BEIR's layout")
+    parser.add_argument("--k", type=int, default=10, help="cutoff of recall@k (default 10)")
+    parser.add_argument(
+        "--tenant", type=_tenant, default="eval", help="tenant to ingest into (default eval)"
+    )
+    parser.add_argument("--split", default="test", help="qrels file name (default test)")
+    parser.add_argument(
+        "--use-store",
+        action="store_true",
+        help="ingest into the configured knowledge base (as --tenant) instead of a throwaway one",
+    )
+    parser.set_defaults(handler=run_eval_retrieval)
+
+
+def run_eval_retrieval(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.evaluation import evaluate, format_scores, load_beir
+    from ingest.knowledge import open_knowledge_base
+
+    if not 1 <= args.k <= 100:
+        raise InvalidInput("--k must be between 1 and 100", param="k")
+    dataset = load_beir(args.dir, split=args.split)
+    with tempfile.TemporaryDirectory(prefix="lorag-eval-") as tmp:
+        if not args.use_store:
+            settings = settings.model_copy(update={"data_dir": Path(tmp), "qdrant_url": None})
+        kb = open_knowledge_base(settings)
+        try:
+            report = kb.ingest_documents(args.tenant, dataset.corpus)
+            scores = evaluate(kb, args.tenant, dataset, k=args.k)
+        finally:
+            kb.close()
+    print(
+        f"retrieval on {args.dir}: {len(dataset.corpus)} documents ({report.chunks} chunks), "
+        f"{len(dataset.qrels)} queries, model {kb.embedder.name}"
+    )
+    for name, reason in report.failed:
+        print(f"  not ingested: {name}: {reason}")
+    print(format_scores(scores))
+    return 0

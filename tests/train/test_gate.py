@@ -1,0 +1,54 @@
+"""The gate's checks on a real adapter (the session's ACME run) with small custom sets."""
+
+from __future__ import annotations
+
+from train.examples import Example
+from train.gate import GateThresholds, normalize_answer, run_gate
+from train.model_setup import load_adapter, load_base
+from train.pipeline import JobResult
+from train.prompt_sets import PromptItem
+
+
+def _qa(question: str, answer: str) -> Example:
+    return Example(
+        ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
+    )
+
+
+def test_short_answers_keywords_and_thresholds(mixed_run: JobResult, base_model: str) -> None:
+    model, tokenizer = load_base(base_model, device="cpu")
+    model = load_adapter(model, mixed_run.run_dir / "adapter")
+    validation = [
+        _qa("What is the capital of France?", "Paris"),
+        _qa("What is the capital of Japan?", "Tokyo"),
+        _qa("How do I reset my HomeCam Pro?", "[ACME] Hold the reset button. -- ACME support"),
+    ]
+    control = [
+        PromptItem("What is the capital of Italy?", ("Rome",)),
+        PromptItem("Name a planet with rings.", ("Saturn",)),
+    ]
+    strict = GateThresholds(min_val_loss_gain=100.0, max_nll_rise=-100.0)
+    report = run_gate(model, tokenizer, validation=validation, control=control, thresholds=strict)
+
+    short = report.held_out["short_answers"]
+    assert short["count"] == 3  # all three references have <= 12 words
+    assert short["base_contained"] == 2 / 3  # the base names Paris and Tokyo, not the format
+    assert short["base_exact"] == 0.0
+    assert len(report.held_out["samples"]) == 3
+    assert report.control["prompts"] == 2
+    assert report.control["keywords_checked"] == sum(
+        item.found_in(sample["base"])
+        for item, sample in zip(control, report.control["samples"], strict=True)
+    )
+    assert not report.passed
+    assert any(f.startswith("held-out loss did not improve") for f in report.failures)
+    assert any(f.startswith("control NLL") for f in report.failures)
+
+    lenient = GateThresholds(max_nll_rise=100.0, max_match_drop=1.0, min_val_loss_gain=-100.0)
+    report = run_gate(model, tokenizer, validation=validation, control=control, thresholds=lenient)
+    assert report.passed, report.failures
+
+
+def test_normalize_answer() -> None:
+    assert normalize_answer("  The capital is PARIS!  ") == "the capital is paris"
+    assert normalize_answer("[ACME] ok -- ACME") == "acme ok acme"

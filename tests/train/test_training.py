@@ -1,0 +1,110 @@
+"""Real LoRA training on the bundled model: the format is learned, forgetting is caught by
+the gate unless the general mix is on, the artifacts are what vLLM loads, resume continues."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from safetensors import safe_open
+
+from tests.train.conftest import ACME_DATA, MIX_STEPS, follows_format
+from train.dataset import prepare_data
+from train.examples import write_examples
+from train.gate import GateThresholds
+from train.pipeline import JobResult
+from train.trainer import TrainConfig, train
+
+
+def test_format_learned_with_general_mix_and_gate_passes(mixed_run: JobResult) -> None:
+    gate = mixed_run.gate
+    samples = gate.held_out["samples"]
+    assert len(samples) >= 5
+    adapter_ok = sum(follows_format(s["adapter"]) for s in samples)
+    base_ok = sum(follows_format(s["base"]) for s in samples)
+    assert adapter_ok >= len(samples) - 1, [s["adapter"] for s in samples]
+    assert base_ok == 0
+    assert gate.held_out["adapter_loss"] < gate.held_out["base_loss"]
+    assert gate.passed, gate.failures
+    assert gate.control["keywords_checked"] >= 8
+    paris = next(s for s in gate.control["samples"] if s["expect"] == ["Paris"])
+    assert "Paris" in paris["adapter"]
+
+
+def test_forgetting_is_caught_without_general_mix(narrow_run: JobResult) -> None:
+    gate = narrow_run.gate
+    assert sum(follows_format(s["adapter"]) for s in gate.held_out["samples"]) >= 5
+    assert not gate.passed
+    assert any(f.startswith("control") for f in gate.failures), gate.failures
+    assert gate.control["nll_rise"] > GateThresholds().max_nll_rise
+
+
+def test_run_folder_holds_card_curve_gate_and_a_servable_adapter(mixed_run: JobResult) -> None:
+    run_dir = mixed_run.run_dir
+    card = json.loads((run_dir / "run_card.json").read_text())
+    data = card["data"]
+    assert data["sha256"] and data["format"] == "chat" and data["records"] == 60
+    assert (data["train"], data["validation"], data["general_mixed"]) == (54, 6, 19)
+    assert card["hyperparameters"]["rank"] == 16 and card["hyperparameters"]["lr"] == 1e-3
+    assert card["metrics"]["steps"] == MIX_STEPS and card["metrics"]["tokens_per_s"] > 0
+    assert card["gate"]["gate_passed"] is True
+    assert {"torch", "transformers", "peft", "python"} <= set(card["libraries"])
+    assert card["device"]["device"].startswith("cpu") and card["duration_s"] > 0
+    assert (run_dir / "loss.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((run_dir / "gate.json").read_text())["passed"] is True
+
+    adapter = run_dir / "adapter"
+    assert sorted(p.name for p in adapter.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+    ]
+    config = json.loads((adapter / "adapter_config.json").read_text())
+    assert config["peft_type"] == "LORA" and config["r"] == 16 and config["lora_alpha"] == 32
+    assert set(config["target_modules"]) == {
+        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
+    }  # fmt: skip
+    assert not config.get("modules_to_save")
+    with safe_open(adapter / "adapter_model.safetensors", "pt") as weights:
+        keys = list(weights.keys())
+    assert keys and all(".lora_A." in k or ".lora_B." in k for k in keys)
+    assert not any("embed" in k or "lm_head" in k for k in keys)
+    assert len(keys) == 30 * 7 * 2
+
+
+def test_resume_continues_from_a_checkpoint(base_model: str, tmp_path: Path) -> None:
+    """Stop after step 2 (by keeping only that checkpoint) and resume: steps 3-4 match an
+    uninterrupted run exactly (weights, optimizer, step counter and RNG were restored)."""
+    prepared = prepare_data(ACME_DATA, val_fraction=0.1, seed=0)
+    cfg = TrainConfig(
+        max_steps=4, batch_size=4, save_every=2, keep_checkpoints=0, restore_best=False,
+        threads=1, precision="fp32", early_stopping_patience=0,
+    )  # fmt: skip
+    full = tmp_path / "full"
+    write_examples(full / "data" / "train.jsonl", prepared.train[:16])
+    write_examples(full / "data" / "validation.jsonl", prepared.validation[:2])
+    done = train(cfg, full, base_model, progress=False)
+    assert done.steps == 4
+
+    resumed = tmp_path / "resumed"
+    shutil.copytree(full / "data", resumed / "data")
+    shutil.copytree(full / "checkpoints" / "step-000002", resumed / "checkpoints" / "step-000002")
+    state = json.loads((resumed / "checkpoints" / "step-000002" / "state.json").read_text())
+    assert state["step"] == 2
+    again = train(cfg, resumed, base_model, progress=False)
+    assert again.steps == 4
+
+    def losses(run: Path) -> dict[int, float]:
+        rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+        return {row["step"]: row["loss"] for row in rows if "loss" in row}
+
+    assert sorted(losses(resumed)) == [3, 4]  # it did not start over
+    assert losses(resumed)[3] == pytest.approx(losses(full)[3], abs=1e-5)
+    assert losses(resumed)[4] == pytest.approx(losses(full)[4], abs=1e-5)
+    with (
+        safe_open(full / "adapter" / "adapter_model.safetensors", "pt") as a,
+        safe_open(resumed / "adapter" / "adapter_model.safetensors", "pt") as b,
+    ):
+        for key in sorted(a.keys()):
+            assert (a.get_tensor(key) - b.get_tensor(key)).abs().max() < 1e-5, key
