@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ingest.errors import InvalidInput
+from ingest.errors import InvalidInput, StoreLocked
 from ingest.models import TENANT_PATTERN, IngestReport
 
 if TYPE_CHECKING:
@@ -85,7 +85,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.knowledge import open_knowledge_base
 
-    kb = open_knowledge_base(settings, embed_threads=args.threads)
+    try:
+        kb = open_knowledge_base(settings, embed_threads=args.threads)
+    except StoreLocked:
+        report = _forward(args, settings)
+        print_report(report)
+        return 1 if report.failed else 0
     try:
         report = kb.ingest_paths(
             args.tenant,
@@ -100,6 +105,30 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
         kb.close()
     print_report(report)
     return 1 if report.failed else 0
+
+
+def _forward(args: argparse.Namespace, settings: Settings) -> IngestReport:
+    """The store is held by a running gateway: send it the job instead."""
+    from ingest.forward import forward_ingest
+
+    if settings.admin_key is None:
+        raise StoreLocked(
+            "a running lorag server holds the knowledge base; set LORAG_ADMIN_KEY (the "
+            "server's admin key) so the CLI can send the ingest job to it"
+        )
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    url = f"http://{host}:{settings.port}"
+    print(f"the knowledge base is held by the server at {url}: sending it the job", file=sys.stderr)
+    return forward_ingest(
+        url,
+        settings.admin_key.get_secret_value(),
+        args.tenant,
+        args.paths,
+        sync=args.sync,
+        doc_id_prefix=args.doc_id_prefix,
+        include=args.include,
+        exclude=args.exclude,
+    )
 
 
 def print_report(report: IngestReport, out: TextIO | None = None) -> None:

@@ -4,20 +4,36 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class BlockIn(_Strict):
+    text: str
+    heading_level: int = Field(0, ge=0, le=6)
+    page: int | None = None
+
+
 class DocumentIn(_Strict):
     doc_id: str = Field(min_length=1, max_length=512)
-    text: str = Field(min_length=1)
+    text: str = ""
     title: str | None = None
     source: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
     format: Literal["text", "markdown"] = "markdown"
+    blocks: list[BlockIn] | None = Field(
+        None, description="Parsed structure (headings, paragraphs, pages); wins over text."
+    )
+    content_hash: str | None = Field(None, description="Identity of the content (default: hash).")
+
+    @model_validator(mode="after")
+    def _has_content(self) -> DocumentIn:
+        if not self.text.strip() and not self.blocks:
+            raise ValueError("a document needs text or blocks")
+        return self
 
 
 class IngestRequest(_Strict):

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 
 from adapters.models import Tenant
-from ingest.models import SourceDocument
+from ingest.models import Block, SourceDocument
 from ingest.uploads import documents_from_upload
 from service.auth import require_admin, require_tenant
 from service.errors import InvalidRequest
-from service.protocol.knowledge import IngestRequest, SearchRequest
+from service.protocol.knowledge import DocumentIn, IngestRequest, SearchRequest
 from service.validation import parse_body
 
 router = APIRouter()
@@ -47,8 +47,15 @@ async def _documents_from_request(request: Request) -> tuple[list[SourceDocument
             )  # fmt: skip
         return documents, None
     body = parse_body(IngestRequest, await request.body())
-    documents = [SourceDocument(**doc.model_dump()) for doc in body.documents]
+    documents = [_source_document(doc) for doc in body.documents]
     return documents, body.sync_scope
+
+
+def _source_document(doc: DocumentIn) -> SourceDocument:
+    fields = doc.model_dump(exclude={"blocks"})
+    if doc.blocks:
+        fields["blocks"] = tuple(Block(**block.model_dump()) for block in doc.blocks)
+    return SourceDocument(**fields)
 
 
 async def _submit(request: Request, tenant: str) -> JSONResponse:

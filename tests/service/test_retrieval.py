@@ -289,3 +289,26 @@ def test_store_unavailable_follows_the_mode(gw: Gateway, tenants: Tenants) -> No
     finally:
         second.terminate()
         second.wait(timeout=30)
+
+
+def test_cli_ingest_goes_through_the_running_server(
+    gw: Gateway, tenants: Tenants, tmp_path: Path
+) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "manual.md").write_text("# Cleaning\n\nRinse the Zorblax burrs every 11 days.\n")
+    (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
+    env = {**gw.env, "LORAG_PORT": gw.url.rsplit(":", 1)[1]}
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "ingest", str(folder), "--tenant", "kb-a",
+         "--doc-id-prefix", "cli/"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr  # one file failed
+    assert "held by the server" in done.stderr
+    assert "broken.pdf" in done.stdout
+    found = httpx.post(f"{gw.url}/v1/knowledge/search",
+                       json={"query": "How often do I rinse the burrs?", "top_k": 1},
+                       headers=headers(tenants.a)).json()["data"]  # fmt: skip
+    assert found[0]["doc_id"] == "cli/manual.md"
+    assert found[0]["section"] == "Cleaning"

@@ -1,0 +1,94 @@
+"""`lorag ingest` while a running gateway holds the embedded store: the files are read and
+parsed here, then sent to the gateway as one ingest job (operator API, admin key), and the
+job's report is printed as if the ingest had run here."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from ingest.errors import InvalidDocument, InvalidInput, StoreUnavailable
+from ingest.models import IngestReport
+from ingest.sources import discover
+
+_POLL_S = 0.5
+
+
+def _document_json(document: Any) -> dict[str, Any]:
+    data = {
+        "doc_id": document.doc_id,
+        "text": document.text,
+        "title": document.title,
+        "source": document.source,
+        "metadata": dict(document.metadata),
+        "format": document.format,
+        "content_hash": document.content_hash,
+    }
+    if document.blocks:
+        data["blocks"] = [dataclasses.asdict(block) for block in document.blocks]
+    return data
+
+
+def forward_ingest(
+    url: str,
+    admin_key: str,
+    tenant: str,
+    paths: Sequence[str | Path],
+    *,
+    sync: bool,
+    doc_id_prefix: str = "",
+    include: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+    timeout_s: float = 3600.0,
+) -> IngestReport:
+    found = discover(paths, doc_id_prefix=doc_id_prefix, include=include, exclude=exclude,
+                     sync=sync)  # fmt: skip
+    if len(found.sync_scopes) > 1:
+        raise InvalidInput(
+            "--sync with several folders needs the store itself: sync one folder at a time "
+            "while the server runs, or stop the server",
+            param="sync",
+        )
+    documents, failed = [], list(found.failed)
+    for pending in found.pending:
+        try:
+            documents.append(_document_json(pending.load()))
+        except InvalidDocument as exc:
+            failed.append((pending.source or pending.doc_id, exc.message))
+    body: dict[str, Any] = {"documents": documents}
+    notes: list[tuple[str, str]] = []
+    if found.sync_scopes and failed:  # never delete what merely failed to parse here
+        notes.append(("--sync", "not applied: some files failed"))
+    elif found.sync_scopes:
+        body["sync_scope"] = next(iter(found.sync_scopes))
+    headers = {"x-admin-key": admin_key}
+    if not documents:
+        report = IngestReport()
+    else:
+        with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+            try:
+                answer = client.post(f"/admin/knowledge/{tenant}/documents", json=body)
+            except httpx.HTTPError as exc:
+                message = f"the running server at {url} does not answer: {exc}"
+                raise StoreUnavailable(message) from exc
+            if answer.status_code != 202:
+                message = answer.json().get("error", {}).get("message", answer.text)
+                raise InvalidInput(f"the server refused the ingest job: {message}")
+            job_id = answer.json()["id"]
+            deadline = time.monotonic() + timeout_s
+            while True:
+                job = client.get(f"/admin/knowledge/{tenant}/jobs/{job_id}").json()
+                if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+                    break
+                time.sleep(_POLL_S)
+        if job["status"] != "succeeded" or job.get("report") is None:
+            raise StoreUnavailable(f"ingest job {job_id} ended {job['status']}: {job.get('error')}")
+        report = IngestReport.from_dict(job["report"])
+    report.failed[:0] = failed
+    report.skipped[:0] = [*found.skipped, *notes]
+    return report
