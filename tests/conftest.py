@@ -141,8 +141,25 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and any(map(alive, children)):
             time.sleep(0.2)
-        orphans = [pid for pid in children if alive(pid)]
+        orphans = [
+            pid for pid in children | started_with(f"LORAG_DATA_DIR={data_dir}") if alive(pid)
+        ]
         assert not orphans, f"lorag serve left processes behind: {orphans}"
+
+
+def started_with(variable: str) -> set[int]:
+    """Processes whose environment holds `variable` (the gateway's children inherit it, and
+    keep it if they outlive their parent and are adopted by init)."""
+    needle = variable.encode() + b"\0"
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if needle in (entry / "environ").read_bytes() + b"\0":
+                    found.add(int(entry.name))
+            except OSError:
+                continue
+    return found
 
 
 def alive(pid: int) -> bool:
