@@ -1,0 +1,302 @@
+"""The `lorag train` command (and `lorag train build-raft`).
+
+    lorag train --data FILE --name ADAPTER [options]     prepare, train, gate, publish
+    lorag train --resume RUN_DIR --name ADAPTER          continue a run (then gate, publish)
+    lorag train build-raft QA.jsonl --tenant T --out FILE
+
+`register(subparsers)` adds the command to the root parser (`service.cli`); handlers take
+`(args, settings)` and return the exit code: 0 done, 1 the gate failed with `--no-publish`.
+Errors are `train.errors` exceptions (the root prints `error: <message>`, exit 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any
+
+from service.settings import Settings
+from train.config import GateThresholds, TrainConfig, help_for
+from train.data_formats import FORMATS
+from train.errors import InvalidOption
+
+__all__ = ["register"]
+
+# TrainConfig knobs with a command-line option: (option, field, type)
+_KNOBS: tuple[tuple[str, str, type], ...] = (
+    ("--epochs", "epochs", int),
+    ("--max-steps", "max_steps", int),
+    ("--lr", "lr", float),
+    ("--batch-size", "batch_size", int),
+    ("--grad-accum", "grad_accum", int),
+    ("--warmup-steps", "warmup_steps", int),
+    ("--lr-schedule", "lr_schedule", str),
+    ("--max-seq-len", "max_seq_len", int),
+    ("--seed", "seed", int),
+    ("--rank", "rank", int),
+    ("--alpha", "alpha", int),
+    ("--dropout", "dropout", float),
+    ("--eval-every", "eval_every", int),
+    ("--save-every", "save_every", int),
+    ("--early-stopping-patience", "early_stopping_patience", int),
+    ("--device", "device", str),
+    ("--precision", "precision", str),
+    ("--quantization", "quantization", str),
+    ("--threads", "threads", int),
+)
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add `train` (with its optional `build-raft` sub-command) to the root parser."""
+    parser = subparsers.add_parser(
+        "train",
+        help="train a LoRA adapter on your examples, gate it, publish it to the registry",
+        description=(
+            "Turn a file of examples into the next version of a named adapter: validate and "
+            "scrub the data, mix in the base model's own answers to general prompts, train "
+            "LoRA (QLoRA on a GPU), gate the result against the base (held-out split and a "
+            "control set), and publish it if the gate passes. Runs live under "
+            "LORAG_DATA_DIR/runs/<run_id>/."
+        ),
+    )
+    data = parser.add_argument_group("data")
+    data.add_argument("--data", type=Path, metavar="FILE", help="training file (JSONL or CSV)")
+    data.add_argument(
+        "--format",
+        dest="data_format",
+        choices=FORMATS,
+        default="auto",
+        help="file format (default: auto = from the file name and the first record)",
+    )
+    data.add_argument("--prompt-column", help="CSV: prompt column (default: prompt/question/...)")
+    data.add_argument(
+        "--completion-column",
+        help="CSV: answer column (default: completion/answer/response/output)",
+    )
+    data.add_argument(
+        "--val-fraction",
+        type=float,
+        default=0.1,
+        help="share of examples held out for validation and the gate (default: 0.1)",
+    )
+    data.add_argument(
+        "--no-scrub",
+        action="store_true",
+        help="keep emails, phone numbers, card numbers and IBANs as they are",
+    )
+    data.add_argument(
+        "--no-general-mix",
+        action="store_true",
+        help="do not mix the base's own answers to general prompts into training",
+    )
+    data.add_argument(
+        "--general-prompts",
+        type=Path,
+        metavar="FILE",
+        help="your own general prompt list (JSONL with 'prompt'; default: the shipped list)",
+    )
+
+    hyper = parser.add_argument_group("training (with --resume: overrides the run's options)")
+    for option, name, kind in _KNOBS:
+        hyper.add_argument(option, dest=name, type=kind, default=None, help=_knob_help(name))
+    hyper.add_argument(
+        "--target-modules",
+        metavar="A,B,...",
+        default=None,
+        help=_knob_help("target_modules").replace(" (default", ", comma-separated (default"),
+    )
+    hyper.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its newest checkpoint",
+    )
+
+    gate = parser.add_argument_group("gate")
+    gate.add_argument(
+        "--control",
+        type=Path,
+        metavar="FILE",
+        help="your own control prompts (JSONL: prompt, optional expect; default: shipped)",
+    )
+    gate.add_argument(
+        "--max-nll-rise",
+        type=float,
+        default=GateThresholds.max_nll_rise,
+        help="allowed rise (nats/token) of the NLL of the base's own control answers "
+        f"(default: {GateThresholds.max_nll_rise})",
+    )
+    gate.add_argument(
+        "--max-keywords-lost",
+        type=int,
+        default=GateThresholds.max_keywords_lost,
+        help=f"control keywords the adapter may lose (default: {GateThresholds.max_keywords_lost})",
+    )
+
+    publish = parser.add_argument_group("publish")
+    publish.add_argument("--name", help="adapter name in the registry (the new version's name)")
+    publish.add_argument("--no-publish", action="store_true", help="train and gate only")
+    publish.add_argument("--force", action="store_true", help="publish even if the gate fails")
+    publish.add_argument(
+        "--promote",
+        metavar="TENANT:MODE",
+        help="point this tenant's mode at the new version at once",
+    )
+    publish.add_argument("--owner", help="tenant that owns the adapter (default: shared)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.set_defaults(handler=_train)
+
+    commands = parser.add_subparsers(dest="train_command", metavar="COMMAND", required=False)
+    raft = commands.add_parser(
+        "build-raft",
+        help="build RAFT training examples (question + retrieved chunks -> cited answer)",
+        description=(
+            "For each question/answer pair, retrieve chunks for the tenant from the knowledge "
+            "base and write a chat example whose prompt carries the right chunk among "
+            "distractors (sometimes none) and whose answer cites the right source with [n]. "
+            "Train on the output with `lorag train --data OUT`."
+        ),
+    )
+    raft.add_argument(
+        "qa",
+        type=Path,
+        metavar="QA.jsonl",
+        help="JSONL with question, answer and optional source/document",
+    )
+    raft.add_argument("--tenant", required=True, help="tenant whose knowledge base to search")
+    raft.add_argument("--out", required=True, type=Path, help="output chat JSONL file")
+    raft.add_argument("--top-k", type=int, default=4, help="chunks per prompt (default: 4)")
+    raft.add_argument(
+        "--no-context-fraction",
+        type=float,
+        default=0.1,
+        help="share of examples without the right chunk, answered 'not found' (default: 0.1)",
+    )
+    raft.add_argument("--seed", type=int, default=0, help="seed for shuffling chunks")
+    raft.set_defaults(handler=_build_raft)
+
+
+def _knob_help(name: str) -> str:
+    default = next(f.default for f in fields(TrainConfig) if f.name == name)
+    if default is None or default is MISSING:
+        return help_for(name)
+    shown = ",".join(default) if isinstance(default, tuple) else default
+    return f"{help_for(name)} (default: {shown})"
+
+
+def _train_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig options given on the command line (None = not given)."""
+    given = {name: getattr(args, name) for _, name, _ in _KNOBS if getattr(args, name) is not None}
+    if args.target_modules:
+        given["target_modules"] = tuple(m.strip() for m in args.target_modules.split(",") if m)
+    return given
+
+
+def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from service.base_model import prepare_bundled_model, resolve_base_model
+    from train.pipeline import DataOptions, GateOptions, resume_config, run_job
+    from train.prompt_sets import CONTROL_PROMPTS, GENERAL_PROMPTS
+
+    if args.resume is not None and args.data is not None:
+        raise InvalidOption("--resume continues a run with its own data; drop --data")
+    if args.resume is None and args.data is None:
+        raise InvalidOption("give the training data: lorag train --data FILE --name ADAPTER")
+    overrides = _train_config(args)
+    if args.resume is not None:
+        cfg, base_model = resume_config(args.resume, overrides)
+    else:
+        cfg = TrainConfig(**overrides)
+        if settings.base_model is None:
+            prepare_bundled_model(settings)
+        base_model = resolve_base_model(settings)
+
+    publish = None
+    if not args.no_publish:
+        publish = _publisher(args, settings, cfg)
+    data = None
+    if args.data is not None:
+        data = DataOptions(
+            args.data,
+            data_format=args.data_format,
+            prompt_column=args.prompt_column,
+            completion_column=args.completion_column,
+            scrub=not args.no_scrub,
+            val_fraction=args.val_fraction,
+            general_mix=not args.no_general_mix,
+            general_prompts=args.general_prompts or GENERAL_PROMPTS,
+        )
+    gate = GateOptions(
+        control=args.control or CONTROL_PROMPTS,
+        thresholds=GateThresholds(
+            max_nll_rise=args.max_nll_rise, max_keywords_lost=args.max_keywords_lost
+        ),
+    )
+    result = run_job(
+        cfg,
+        base_model=base_model,
+        runs_dir=settings.runs_dir,
+        cache_dir=settings.data_dir / "cache" / "train",
+        data=data,
+        resume=args.resume,
+        gate=gate,
+        publish=publish,
+        run_name=args.name,
+        progress=not args.quiet,
+        say=print,
+    )
+    if result.published is not None:
+        version = result.published.version
+        print(f"published {version.served_name} (origin {version.origin})")
+        if result.published.mode is not None:
+            mode = result.published.mode
+            print(f"promoted: {mode.qualified_name} -> {mode.target}")
+    return 0 if result.gate.passed or result.published is not None else 1
+
+
+def _publisher(args: argparse.Namespace, settings: Settings, cfg: TrainConfig) -> Any:
+    """Check the publish options now (before training) and return the publish step."""
+    from adapters.from_settings import base_model_info, open_registry
+    from train.publish import check_publish_options, publish_run
+
+    if not args.name:
+        raise InvalidOption("--name ADAPTER is required to publish (or pass --no-publish)")
+    if cfg.rank > settings.max_lora_rank:
+        raise InvalidOption(
+            f"--rank {cfg.rank} exceeds the server's max LoRA rank {settings.max_lora_rank} "
+            "(LORAG_MAX_LORA_RANK)",
+            param="rank",
+        )
+    registry = open_registry(settings)
+    check_publish_options(registry, args.name, args.promote)
+    base = base_model_info(settings)
+
+    def publish(run_dir: Path) -> Any:
+        return publish_run(
+            run_dir,
+            registry=registry,
+            base=base,
+            max_rank=settings.max_lora_rank,
+            name=args.name,
+            promote=args.promote,
+            force=args.force,
+            owner=args.owner,
+        )
+
+    return publish
+
+
+def _build_raft(args: argparse.Namespace, settings: Settings) -> int:
+    from train.raft import build_raft_file
+
+    summary = build_raft_file(
+        settings,
+        args.qa,
+        tenant=args.tenant,
+        out=args.out,
+        top_k=args.top_k,
+        no_context_fraction=args.no_context_fraction,
+        seed=args.seed,
+    )
+    print(summary)
+    return 0

@@ -1,0 +1,96 @@
+"""Turning chat examples into token ids with a loss mask on the assistant's words only.
+
+The base model's own chat template renders the conversation. Each assistant turn's span is
+found by rendering the conversation up to that turn twice (with the generation prompt, and
+with the turn itself); tokens whose characters fall inside a span keep their id as label,
+everything else (system, user, template markup, padding) gets -100 and costs no loss. The
+end-of-turn marker (`<|im_end|>` for ChatML) lies inside the span, so the model learns to stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from train.errors import InvalidOption
+
+__all__ = ["IGNORE_INDEX", "EncodedExample", "collate", "encode_messages", "render_prompt"]
+
+IGNORE_INDEX = -100
+
+
+@dataclass(frozen=True)
+class EncodedExample:
+    input_ids: list[int]
+    labels: list[int]  # IGNORE_INDEX outside assistant spans
+    truncated: bool = False
+
+    @property
+    def trained_tokens(self) -> int:
+        return sum(label != IGNORE_INDEX for label in self.labels)
+
+
+def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
+    """The text a generation starts from: the conversation plus the assistant header."""
+    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+
+def _assistant_spans(
+    tokenizer: Any, messages: Sequence[dict[str, str]], open_end: bool
+) -> tuple[str, list[tuple[int, int]]]:
+    full = tokenizer.apply_chat_template(list(messages), tokenize=False)
+    spans: list[tuple[int, int]] = []
+    for index, message in enumerate(messages):
+        if message["role"] != "assistant":
+            continue
+        before = render_prompt(tokenizer, messages[:index])
+        through = tokenizer.apply_chat_template(list(messages[: index + 1]), tokenize=False)
+        if not (full.startswith(before) and full.startswith(through)):
+            raise InvalidOption(
+                "the base model's chat template does not render conversations prefix by prefix; "
+                "cannot locate the assistant turns to train on",
+                param="base_model",
+            )
+        end = len(through)
+        content = message["content"]
+        if open_end and index == len(messages) - 1 and full[len(before) :].startswith(content):
+            end = len(before) + len(content)  # a cut answer: do not teach stopping there
+        spans.append((len(before), end))
+    return full, spans
+
+
+def encode_messages(
+    tokenizer: Any, messages: Sequence[dict[str, str]], max_len: int, *, open_end: bool = False
+) -> EncodedExample | None:
+    """Ids and labels for one conversation; None when truncation leaves nothing to learn.
+
+    `open_end`: the last answer was cut short (a length-limited generation), so its
+    end-of-turn marker is not a target.
+    """
+    text, spans = _assistant_spans(tokenizer, messages, open_end)
+    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    ids: list[int] = list(encoded["input_ids"])
+    labels = [IGNORE_INDEX] * len(ids)
+    for position, (start, end) in enumerate(encoded["offset_mapping"]):
+        if any(span_start <= start < span_end for span_start, span_end in spans) and end > start:
+            labels[position] = ids[position]
+    truncated = len(ids) > max_len
+    example = EncodedExample(ids[:max_len], labels[:max_len], truncated)
+    return example if example.trained_tokens else None
+
+
+def collate(batch: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-padded tensors: input_ids, attention_mask and labels (-100 on padding)."""
+    width = max(len(example.input_ids) for example in batch)
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    labels = torch.full((len(batch), width), IGNORE_INDEX, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, example in enumerate(batch):
+        length = len(example.input_ids)
+        input_ids[row, :length] = torch.tensor(example.input_ids)
+        labels[row, :length] = torch.tensor(example.labels)
+        attention[row, :length] = 1
+    return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}

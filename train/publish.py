@@ -1,0 +1,122 @@
+"""Publishing a finished run: its adapter becomes the next version of a named adapter.
+
+`publish_run` reads the run's gate report (refusing a failed gate unless `force`), imports
+`run_dir/adapter` through the registry (which validates it against the base model and stores
+it content-addressed) with origin `train:<run_id>`, the gate and training numbers as metrics
+and the run card attached, and, with `promote="tenant:mode"`, points that tenant's mode at the
+new version at once. The gateway reads modes from the registry on every request and loads a
+new version under its own name (`name@vN`) on first use: that is the hot swap.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from adapters import AdapterVersion, BaseModelInfo, Mode, Registry, format_ref
+from adapters.names import check_adapter_name, check_mode_name, check_tenant_id
+from train.errors import GateFailed, InvalidOption, RunNotFound
+from train.run_card import update_run_card
+
+__all__ = ["PublishResult", "check_publish_options", "parse_promote", "publish_run"]
+
+
+@dataclass(frozen=True)
+class PublishResult:
+    version: AdapterVersion
+    mode: Mode | None
+    forced: bool
+
+
+def parse_promote(text: str) -> tuple[str, str]:
+    """ "tenant:mode" -> (tenant, mode), both checked."""
+    tenant, sep, mode = text.partition(":")
+    if not sep or not tenant or not mode:
+        raise InvalidOption(f"--promote takes TENANT:MODE, got {text!r}", param="promote")
+    return check_tenant_id(tenant, param="promote"), check_mode_name(mode, param="promote")
+
+
+def check_publish_options(registry: Registry, name: str, promote: str | None) -> None:
+    """Fail fast (before any training) on a bad adapter name or an unknown promote tenant."""
+    check_adapter_name(name)
+    if promote is not None:
+        tenant, _ = parse_promote(promote)
+        registry.get_tenant(tenant)  # NotFound (404) if absent
+
+
+def read_gate(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "gate.json"
+    if not path.is_file():
+        raise RunNotFound(f"{run_dir} has no gate report (gate.json): run the gate first")
+    return json.loads(path.read_text())
+
+
+def publish_run(
+    run_dir: Path,
+    *,
+    registry: Registry,
+    base: BaseModelInfo,
+    max_rank: int,
+    name: str,
+    promote: str | None = None,
+    force: bool = False,
+    owner: str | None = None,
+) -> PublishResult:
+    """Import the run's adapter as the next version of `name` (see the module docstring)."""
+    adapter_dir = run_dir / "adapter"
+    if not (adapter_dir / "adapter_model.safetensors").is_file():
+        raise RunNotFound(f"{run_dir} has no finished adapter", param="run_dir")
+    check_publish_options(registry, name, promote)
+    gate = read_gate(run_dir)
+    if not gate["passed"] and not force:
+        reasons = "\n".join(f"  - {failure}" for failure in gate["failures"])
+        raise GateFailed(
+            f"the gate refused run {run_dir.name}; not published:\n{reasons}\n"
+            f"(see {run_dir / 'gate.json'}; publish anyway with --force)",
+            param="gate",
+        )
+    card_path = run_dir / "run_card.json"
+    card = json.loads(card_path.read_text()) if card_path.is_file() else {}
+    held_out, control = gate.get("held_out", {}), gate.get("control", {})
+    metrics = {
+        "run_id": run_dir.name,
+        "gate_passed": gate["passed"],
+        "gate_forced": bool(force and not gate["passed"]),
+        "val_loss_base": held_out.get("base_loss"),
+        "val_loss_adapter": held_out.get("adapter_loss"),
+        "control_nll_rise": control.get("nll_rise"),
+        "control_keywords_lost": len(control.get("keywords_lost", [])),
+        "train": card.get("metrics", {}),
+        "data": card.get("data", {}),
+        "run_card": card,
+    }
+    verdict = "passed" if gate["passed"] else "FAILED (published with --force)"
+    notes = f"lorag train run {run_dir.name}; gate {verdict}"
+    version = registry.import_adapter(
+        adapter_dir,
+        name,
+        base=base,
+        max_rank=max_rank,
+        origin=f"train:{run_dir.name}",
+        metrics=metrics,
+        notes=notes,
+        owner=owner,
+    )
+    mode = None
+    if promote is not None:
+        tenant, mode_name = parse_promote(promote)
+        mode = registry.set_mode(tenant, mode_name, format_ref(version.name, version.version))
+    update_run_card(
+        run_dir,
+        published={
+            "name": version.name,
+            "version": version.version,
+            "served_name": version.served_name,
+            "sha256": version.sha256,
+            "promoted": promote,
+            "forced": metrics["gate_forced"],
+        },
+    )
+    return PublishResult(version, mode, bool(metrics["gate_forced"]))
