@@ -27,6 +27,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.servers import REPO, start_gateway, start_vllm, stop
+from bench.stats import pct
 from tests.factories import make_lora_adapter
 
 ADMIN = "bench-admin"
@@ -76,11 +77,6 @@ async def promotion(url: str, key: str, version: int) -> float:
                                 json={"target": f"promo@v{version}"})  # fmt: skip
         await stream(client, "promo", 1)
         return time.perf_counter() - started
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:

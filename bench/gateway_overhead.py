@@ -25,6 +25,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.servers import start_gateway, start_vllm, stop
+from bench.stats import pct
 
 PROMPT = "Tell me about the history of bread, in detail."
 
@@ -72,11 +73,6 @@ async def run_round(url: str, model: str, args: argparse.Namespace, side: Side) 
             *(one_stream(client, url, model, args.tokens, side) for _ in range(args.concurrency))
         )
         side.seconds += time.perf_counter() - started
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def main_async(args: argparse.Namespace, vllm_url: str, gateway_url: str, model: str):

@@ -25,6 +25,7 @@ from ingest.store.points import (
     Condition,
     SparseVec,
     StoredPoint,
+    stored_point,
 )
 
 CONFIG_FILE = "edge_config.json"
@@ -106,17 +107,6 @@ class EdgeStore(Store):
     def _sparse(self, vector: SparseVec) -> Any:
         return self._qe.SparseVector(indices=vector.indices, values=vector.values)
 
-    @staticmethod
-    def _point(record: Any, score: float | None = None) -> StoredPoint:
-        dense = sparse = None
-        vectors = record.vector
-        if isinstance(vectors, dict):
-            dense = vectors.get(DENSE)
-            raw = vectors.get(SPARSE)
-            if raw is not None:
-                sparse = SparseVec(list(raw.indices), list(raw.values))
-        return StoredPoint(str(record.id), dict(record.payload or {}), score, dense, sparse)
-
     # --- hooks ----------------------------------------------------------------------------------
     def _upsert(self, rows: list[Row]) -> None:
         qe = self._qe
@@ -176,7 +166,7 @@ class EdgeStore(Store):
                 with_vector=False,
                 score_threshold=score_threshold,
             )
-        return [self._point(hit, hit.score) for hit in self._shard.query(request)]
+        return [stored_point(hit, hit.score) for hit in self._shard.query(request)]
 
     def _scroll(
         self,
@@ -199,7 +189,7 @@ class EdgeStore(Store):
                 )
             )
             for record in records:
-                yield self._point(record)
+                yield stored_point(record)
             if offset is None:
                 return
 

@@ -113,3 +113,15 @@ def _filter_value(key: str, value: Any) -> Scalar | list[Scalar]:
     raise InvalidFilter(
         f"filter {key!r}: value must be a string, integer or boolean", param="filter"
     )
+
+
+def stored_point(record: Any, score: float | None = None) -> StoredPoint:
+    """A point as either backend returns it (qdrant-edge or qdrant-client record/hit)."""
+    dense = sparse = None
+    vectors = record.vector
+    if isinstance(vectors, dict):
+        dense = vectors.get(DENSE)
+        raw = vectors.get(SPARSE)
+        if raw is not None:
+            sparse = SparseVec(list(raw.indices), list(raw.values))
+    return StoredPoint(str(record.id), dict(record.payload or {}), score, dense, sparse)

@@ -23,6 +23,7 @@ from ingest.store.points import (
     Condition,
     SparseVec,
     StoredPoint,
+    stored_point,
 )
 
 MEMORY = ":memory:"
@@ -125,17 +126,6 @@ class QdrantStore(Store):
     def _sparse(self, vector: SparseVec) -> Any:
         return self._models.SparseVector(indices=vector.indices, values=vector.values)
 
-    @staticmethod
-    def _point(record: Any, score: float | None = None) -> StoredPoint:
-        dense = sparse = None
-        vectors = record.vector
-        if isinstance(vectors, dict):
-            dense = vectors.get(DENSE)
-            raw = vectors.get(SPARSE)
-            if raw is not None:
-                sparse = SparseVec(list(raw.indices), list(raw.values))
-        return StoredPoint(str(record.id), dict(record.payload or {}), score, dense, sparse)
-
     # --- hooks ----------------------------------------------------------------------------------
     def _upsert(self, rows: list[Row]) -> None:
         m = self._models
@@ -200,7 +190,7 @@ class QdrantStore(Store):
                 score_threshold=score_threshold,
                 **args,
             )
-        return [self._point(hit, hit.score) for hit in result.points]
+        return [stored_point(hit, hit.score) for hit in result.points]
 
     def _scroll(
         self,
@@ -222,7 +212,7 @@ class QdrantStore(Store):
                     with_vectors=with_vectors,
                 )
             for record in records:
-                yield self._point(record)
+                yield stored_point(record)
             if offset is None:
                 return
 
