@@ -283,8 +283,14 @@ def _show_tenant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _set_mode(args: argparse.Namespace, settings: Settings) -> int:
+    from service.retrieval import normalized
+
     mode = open_registry(settings).set_mode(
-        args.tenant, args.mode, args.target, retrieval=args.retrieval, default=args.default
+        args.tenant,
+        args.mode,
+        args.target,
+        retrieval=normalized(args.retrieval),
+        default=args.default,
     )
     default = " (default)" if mode.is_default else ""
     print(f"{mode.qualified_name} -> {mode.target}{default}")

@@ -34,6 +34,15 @@ def mode_settings(raw: dict[str, Any] | None) -> RetrievalSettings | None:
     return settings if settings.enabled else None
 
 
+def normalized(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Retrieval settings as stored with a mode: validated, defaults filled in; {} = off;
+    None = leave the mode's current settings as they are."""
+    if raw is None:
+        return None
+    settings = mode_settings(raw)
+    return settings.model_dump() if settings is not None else {}
+
+
 def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) -> RetrievalSettings:
     if override is None:
         return settings

@@ -17,7 +17,7 @@ from adapters.names import parse_ref
 from service.auth import require_admin
 from service.errors import EngineUnavailable
 from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
-from service.retrieval import mode_settings
+from service.retrieval import normalized
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
@@ -111,11 +111,8 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
             preloaded = True
         except EngineUnavailable:
             preloaded = False  # loaded on first use once the engine is back
-    retrieval = body.retrieval
-    if retrieval:
-        retrieval = mode_settings(retrieval).model_dump() if retrieval.get("enabled", True) else {}
     updated = registry.set_mode(
-        tenant_id, mode, body.target, retrieval=retrieval, default=body.default
+        tenant_id, mode, body.target, retrieval=normalized(body.retrieval), default=body.default
     )
     return {
         **updated.to_dict(),

@@ -66,10 +66,14 @@ def test_adapter_and_tenant_workflow(lorag, lora_a: Path, lora_b: Path, tmp_path
     code, out, _ = lorag("tenants", "show", "acme", "--json")
     shown = json.loads(out)
     assert shown["display_name"] == "ACME Corp"
-    assert [(m["name"], m["target"], m["is_default"], m["retrieval"]) for m in shown["modes"]] == [
-        ("support", "support@v2", False, {"top_k": 4}),
-        ("plain", "base", True, {}),
+    assert [(m["name"], m["target"], m["is_default"]) for m in shown["modes"]] == [
+        ("support", "support@v2", False),
+        ("plain", "base", True),
     ]
+    # retrieval settings are validated and stored with their defaults filled in
+    assert shown["modes"][0]["retrieval"]["top_k"] == 4
+    assert shown["modes"][0]["retrieval"]["search"] == "hybrid"
+    assert shown["modes"][1]["retrieval"] == {}
     code, out, _ = lorag("tenants", "show", "acme")
     assert "support@v2" in out and "top_k" in out
     code, out, _ = lorag("tenants", "list")
