@@ -87,8 +87,8 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
     try:
         kb = open_knowledge_base(settings, embed_threads=args.threads)
-    except StoreLocked:
-        report = _forward(args, settings)
+    except StoreLocked as locked:
+        report = _forward(args, settings, locked)
         print_report(report)
         return 1 if report.failed else 0
     try:
@@ -107,14 +107,14 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
-def _forward(args: argparse.Namespace, settings: Settings) -> IngestReport:
+def _forward(args: argparse.Namespace, settings: Settings, locked: StoreLocked) -> IngestReport:
     """The store is held by a running gateway: send it the job instead."""
     from ingest.forward import forward_ingest
 
     if settings.admin_key is None:
         raise StoreLocked(
-            "a running lorag server holds the knowledge base; set LORAG_ADMIN_KEY (the "
-            "server's admin key) so the CLI can send the ingest job to it"
+            f"{locked.message}\nIf a lorag server holds it, set LORAG_ADMIN_KEY (the server's "
+            "admin key) and the CLI sends the ingest job to the server."
         )
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     url = f"http://{host}:{settings.port}"

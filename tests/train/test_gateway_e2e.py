@@ -29,17 +29,17 @@ def ask(gw: Gateway, key: str, mode: str, prompt: str) -> str:
 
 
 def test_trained_adapter_is_served_through_the_gateway(gw: Gateway) -> None:
-    created = gw.admin("POST", "/admin/tenants", json={"id": "acme"})
+    created = gw.admin("POST", "/admin/tenants", json={"id": "acme-train"})
     assert created.status_code == 201, created.text
     key = created.json()["api_key"]
-    gw.admin("PUT", "/admin/tenants/acme/modes/plain", json={"target": "base"})
+    gw.admin("PUT", "/admin/tenants/acme-train/modes/plain", json={"target": "base"})
     cache = REPO / ".lorag" / "cache" / "train"  # base answers, if a test run made them
     if cache.is_dir():
         shutil.copytree(cache, gw.data_dir / "cache" / "train", dirs_exist_ok=True)
     done = subprocess.run(
         [sys.executable, "-m", "service.cli", "train", "--data", str(ACME_DATA),
          "--name", "acme-support", "--max-steps", str(MIX_STEPS), "--threads", "1",
-         "--promote", "acme:support", "--quiet"],
+         "--promote", "acme-train:support", "--quiet"],
         cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=900,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
