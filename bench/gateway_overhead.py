@@ -2,11 +2,13 @@
 
 Usage:
     python bench/gateway_overhead.py [--rounds 8] [--concurrency 16] [--tokens 64]
+    python bench/gateway_overhead.py --engine-env default    # vLLM without lorag's quiet env
 
-Starts one vLLM server (the bundled model) and one gateway in front of it (remote engine), then
-runs rounds alternating direct / gateway, each round `concurrency` streams of exactly `tokens`
-output tokens. Prints throughput and time to first token (TTFT) side by side.
-Targets: throughput ratio >= 0.97, added p50 TTFT <= 5 ms.
+Starts one vLLM server (the bundled model, started as `lorag serve` starts it) and one gateway
+in front of it (remote engine), then runs rounds alternating direct / gateway, each round
+`concurrency` streams of exactly `tokens` output tokens. Prints throughput and time to first
+token (TTFT) side by side, then the engine's idle CPU over the 10 s after the last request.
+Targets: throughput ratio >= 0.97, added p50 TTFT <= 5 ms, idle engine CPU near 0.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.engine import idle_cpu_percent
 from bench.servers import start_gateway, start_vllm, stop
 from bench.stats import pct
 
@@ -110,14 +113,20 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--tokens", type=int, default=64)
+    parser.add_argument("--engine-env", choices=("quiet", "default"), default="quiet")
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    vllm, vllm_url, model = start_vllm()
+    vllm, vllm_url, model = start_vllm(quiet=args.engine_env == "quiet")
     gateway, gateway_url = None, None
     try:
         gateway, gateway_url = start_gateway(vllm_url, model)
         direct, via = asyncio.run(main_async(args, vllm_url, gateway_url, model))
         report(direct, via, args)
+        idle = idle_cpu_percent(vllm.pid, 10.0)
+        print(
+            f"engine idle CPU over the 10 s after the last request ({args.engine_env} env): "
+            f"{idle:.1f}% of one core"
+        )
     finally:
         for process in (gateway, vllm):
             if process is not None:

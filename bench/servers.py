@@ -17,6 +17,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from service.base_model import prepare_bundled_model  # noqa: E402
+from service.engine import resolve_engine_dtype  # noqa: E402
+from service.engine.embedded import QUIET_IDLE_ENVIRONMENT  # noqa: E402
 from service.settings import BUNDLED_MODEL_NAME, Settings  # noqa: E402
 
 
@@ -40,17 +42,22 @@ def wait_for(url: str, process: subprocess.Popen[bytes], timeout_s: float = 300)
     raise TimeoutError(url)
 
 
-def start_vllm(extra_env: dict[str, str] | None = None) -> tuple[subprocess.Popen[bytes], str, str]:
-    """A vLLM server on the bundled model, as `lorag serve` would start it."""
+def start_vllm(
+    extra_env: dict[str, str] | None = None, dtype: str = "auto", *, quiet: bool = True
+) -> tuple[subprocess.Popen[bytes], str, str]:
+    """A vLLM server on the bundled model, as `lorag serve` would start it: the dtype lorag
+    picks for this machine ("auto") and the quiet-idle environment (unless `quiet=False`)."""
     model_dir = prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
     port = free_port()
+    dtype = resolve_engine_dtype(dtype).value
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
-           "VLLM_CPU_KVCACHE_SPACE": "1", **(extra_env or {})}  # fmt: skip
+           "VLLM_CPU_KVCACHE_SPACE": "1", **(QUIET_IDLE_ENVIRONMENT if quiet else {}),
+           **(extra_env or {})}  # fmt: skip
     log = open(Path(tempfile.gettempdir()) / f"bench-vllm-{port}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
          "--served-model-name", BUNDLED_MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
-         "--dtype", "bfloat16", "--max-model-len", "2048", "--enable-lora",
+         "--dtype", dtype, "--max-model-len", "2048", "--enable-lora",
          "--max-lora-rank", "16", "--max-loras", "8", "--max-cpu-loras", "16",
          "--disable-uvicorn-access-log"],
         env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,

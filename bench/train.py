@@ -144,9 +144,13 @@ def main() -> int:
         config["threads"] = args.threads
         label = f"CPU LoRA r16 {precision}{' autocast' if precision == 'bf16' else ''}"
         cpu_rows.append((label, _run(config)))
+    from lorag.hardware import detect_cpu
+    from train.model_setup import resolve_precision
+
     print(
         f"model: {Path(model).name}; {args.steps} steps of {args.batch_size} examples; "
-        f"{args.threads} threads"
+        f"{args.threads} threads\nCPU: {detect_cpu().describe()}; "
+        f"precision auto -> {resolve_precision('auto', 'cpu')}"
     )
     print(_table(cpu_rows))
     if not torch.cuda.is_available():

@@ -57,10 +57,21 @@ async def require_tenant(request: Request) -> Tenant:
     return caller.tenant
 
 
-async def require_admin(request: Request) -> None:
+def _admin_key_matches(request: Request) -> bool:
     configured = request.app.state.lorag.settings.admin_key
-    if configured is None:
-        raise Forbidden("the admin API is off: set LORAG_ADMIN_KEY")
     offered = request.headers.get("x-admin-key") or bearer_token(request) or ""
-    if not secrets.compare_digest(offered.encode(), configured.get_secret_value().encode()):
+    return configured is not None and secrets.compare_digest(
+        offered.encode(), configured.get_secret_value().encode()
+    )
+
+
+def is_admin(request: Request) -> bool:
+    """Whether the request carries the right admin key (for details shown only to operators)."""
+    return _admin_key_matches(request)
+
+
+async def require_admin(request: Request) -> None:
+    if request.app.state.lorag.settings.admin_key is None:
+        raise Forbidden("the admin API is off: set LORAG_ADMIN_KEY")
+    if not _admin_key_matches(request):
         raise Unauthorized("invalid admin key")

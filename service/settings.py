@@ -51,7 +51,11 @@ class Settings(BaseSettings):
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Remote engine: comma-separated vLLM base URLs."
     )
-    vllm_dtype: str = "bfloat16"
+    vllm_dtype: str = Field(
+        "auto",
+        description="vLLM --dtype; 'auto' = bfloat16 on CPUs with native bf16, float32 on other "
+        "CPUs (emulated bf16 is slower there), the model's dtype on a GPU.",
+    )
     max_model_len: int = 2048
     max_lora_rank: int = 16
     max_loras: int = Field(4, description="Adapters in one engine batch.")

@@ -53,7 +53,11 @@ class TrainConfig:
     keep_checkpoints: int = _knob(2, "newest checkpoints kept (0 = all)")
     # hardware
     device: str = _knob("auto", "'auto' (cuda if present, else cpu), 'cpu', 'cuda', 'cuda:N'")
-    precision: str = _knob("bf16", "'bf16' autocast or 'fp32' (CPU: bf16 is ~1.6x faster)")
+    precision: str = _knob(
+        "auto",
+        "'auto' (bf16 autocast on CUDA and on CPUs with native bf16, fp32 elsewhere: emulated "
+        "bf16 is several times slower), 'bf16' or 'fp32'",
+    )
     quantization: str = _knob("auto", "'auto' (nf4 QLoRA on CUDA, none on CPU), 'nf4', 'none'")
     gradient_checkpointing: bool = _knob(False, "trade compute for memory (long sequences, GPU)")
     threads: int | None = _knob(None, "torch CPU threads (default: torch's choice)")
@@ -70,7 +74,7 @@ class TrainConfig:
             "grad_accum": self.grad_accum >= 1,
             "lr": self.lr > 0,
             "lr_schedule": self.lr_schedule in ("cosine", "constant"),
-            "precision": self.precision in ("bf16", "fp32"),
+            "precision": self.precision in ("auto", "bf16", "fp32"),
             "quantization": self.quantization in ("auto", "nf4", "none"),
             "max_seq_len": self.max_seq_len >= 16,
             "target_modules": bool(self.target_modules),

@@ -18,9 +18,17 @@ from typing import Any
 
 import torch
 
+from lorag.hardware import Precision, detect_cpu, training_precision
 from train.errors import DependencyMissing, InvalidOption
 
-__all__ = ["attach_lora", "load_adapter", "load_base", "pick_device", "resolve_quantization"]
+__all__ = [
+    "attach_lora",
+    "load_adapter",
+    "load_base",
+    "pick_device",
+    "resolve_precision",
+    "resolve_quantization",
+]
 
 
 def pick_device(requested: str = "auto") -> str:
@@ -43,6 +51,12 @@ def resolve_quantization(requested: str, device: str) -> str:
     if requested not in ("none", "nf4"):
         raise InvalidOption(f"unknown quantization {requested!r}", param="quantization")
     return requested
+
+
+def resolve_precision(requested: str, device: str) -> Precision:
+    """The autocast precision for `device` ("auto" decided from the GPU or the CPU's flags),
+    with its reason, which the CLI prints and the run card records."""
+    return training_precision(requested, device, detect_cpu())
 
 
 def load_tokenizer(base_model: str) -> Any:

@@ -29,7 +29,7 @@ from train.errors import InvalidOption, RunNotFound
 from train.examples import PreparedData, read_examples, write_examples
 from train.gate import GateReport, GateThresholds, direct_base_answers, run_gate
 from train.inference import Generation, greedy_generate
-from train.model_setup import load_adapter, load_base, pick_device
+from train.model_setup import load_adapter, load_base, pick_device, resolve_precision
 from train.prompt_sets import CONTROL_PROMPTS, GENERAL_PROMPTS, PromptItem, load_prompts
 from train.run_card import update_run_card
 from train.trainer import TrainConfig, TrainResult, train
@@ -239,6 +239,8 @@ def run_job(
     else:
         raise InvalidOption("give the training data (--data FILE) or a run to --resume")
     say(f"run: {run_dir}")
+    device = pick_device(cfg.device)
+    say(f"device: {device}, precision: {resolve_precision(cfg.precision, device)}")
     training = train(cfg, run_dir, base_model, progress=progress)
     gc.collect()  # the training model (peft wraps hold reference cycles) before the gate's
     say(

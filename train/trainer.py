@@ -21,9 +21,11 @@ What it writes there:
 
 The recipe: the base model's chat template, loss on assistant tokens only, LoRA on the
 attention and MLP projections (the modules vLLM serves LoRA on), AdamW, linear warmup then
-cosine decay. CPU: fp32 weights, optional bf16 autocast. CUDA: QLoRA (4-bit NF4 base,
+cosine decay. CPU: fp32 weights, bf16 autocast only where the CPU has native bf16
+(`precision="auto"`; emulated bf16 is several times slower). CUDA: QLoRA (4-bit NF4 base,
 bitsandbytes) by default. On the bundled 135M model with 2 CPU threads a step of 8 short
-examples takes ~2.4 s (bf16) / ~4 s (fp32).
+examples takes ~2.4 s (bf16) / ~4 s (fp32) on an AVX-512 CPU; see docs/benchmarks.md for an
+AVX2 one.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ from train.model_setup import (
     load_adapter,
     load_base,
     pick_device,
+    resolve_precision,
     resolve_quantization,
 )
 from train.run_card import device_description, library_versions, plot_losses, update_run_card
@@ -114,6 +117,7 @@ def train(
     torch.manual_seed(cfg.seed)
     device = pick_device(cfg.device)
     quantization = resolve_quantization(cfg.quantization, device)
+    precision = resolve_precision(cfg.precision, device)
     (run_dir / "config.json").write_text(
         json.dumps({"base_model": base_model, "train": cfg.to_json()}, indent=2)
     )
@@ -170,7 +174,7 @@ def train(
             [example.messages for example in val_examples],
             max_len=cfg.max_seq_len,
             batch_size=cfg.batch_size,
-            precision=cfg.precision,
+            precision=precision.value,
         )
         tokens = sum(count for _, count in scores)
         return sum(nll for nll, _ in scores) / max(tokens, 1)
@@ -199,7 +203,7 @@ def train(
             if not batch_items:
                 continue
             batch = {k: v.to(device) for k, v in collate(batch_items, pad_id).items()}
-            with autocast_context(device, cfg.precision):
+            with autocast_context(device, precision.value):
                 logits, targets, _ = assistant_logits(model, batch)
             loss = torch.nn.functional.cross_entropy(logits, targets)  # mean over answer tokens
             (loss / cfg.grad_accum).backward()
@@ -302,7 +306,8 @@ def train(
         device={
             "device": device_description(device),
             "quantization": quantization,
-            "precision": cfg.precision,
+            "precision": precision.value,
+            "precision_reason": precision.reason,
         },
         libraries=library_versions(),
         train_seconds=result.train_seconds,

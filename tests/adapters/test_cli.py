@@ -106,7 +106,9 @@ def test_adapter_and_tenant_workflow(lorag, lora_a: Path, lora_b: Path, tmp_path
     assert lorag("tenants", "list")[1] == "no tenants\n"
 
 
-def test_bad_input_prints_an_error(lorag, lora_a: Path, ia3: Path) -> None:
+def test_bad_input_prints_an_error(
+    lorag, lora_a: Path, ia3: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, _, err = lorag("adapters", "import", str(ia3), "--name", "x")
     assert code == 2 and "peft_type is 'IA3'" in err
     code, _, err = lorag("adapters", "import", str(lora_a), "--name", "../x")
@@ -114,8 +116,11 @@ def test_bad_input_prints_an_error(lorag, lora_a: Path, ia3: Path) -> None:
     code, _, err = lorag("tenants", "show", "ghost")
     assert code == 2 and err == "error: tenant 'ghost' not found\n"
     assert lorag("adapters", "list") == (0, "no adapters\n", "")
-    with pytest.raises(SystemExit):  # argparse refuses bad JSON before any handler runs
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:  # argparse refuses bad JSON before any handler
         lorag("tenants", "set-mode", "a", "b", "base", "--retrieval", "[1]")
+    assert exited.value.code == 2
+    assert "expected a JSON object" in capsys.readouterr().err
 
 
 def test_base_model_info_from_settings(base_model_dir: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,8 +22,8 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 def test_help_lists_every_command() -> None:
     done = run_cli("--help")
     assert done.returncode == 0
-    for command in ("serve", "models", "adapters", "tenants", "ingest", "eval", "train"):
-        assert command in done.stdout
+    listed = re.findall(r"^ {4}([a-z]+) ", done.stdout, re.MULTILINE)
+    assert listed == ["serve", "models", "eval", "adapters", "tenants", "ingest", "train"]
     serve = run_cli("serve", "--help")
     assert "--port" in serve.stdout and "/ready" in serve.stdout
 
@@ -38,9 +39,14 @@ def test_models_prepare_is_idempotent(
     assert (base_model_dir / "model.safetensors").stat().st_mtime == before
 
 
-def test_bad_settings_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_settings_are_reported(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     monkeypatch.setenv("LORAG_ENGINE", "remote")
     monkeypatch.delenv("LORAG_VLLM_URLS", raising=False)
     assert main(["models", "prepare"]) == 2
+    assert "LORAG_ENGINE=remote needs LORAG_VLLM_URLS" in capsys.readouterr().err
     monkeypatch.setenv("LORAG_ENGINE", "warp-drive")
     assert main(["models", "prepare"]) == 2
+    err = capsys.readouterr().err
+    assert "invalid settings" in err and "warp-drive" in err

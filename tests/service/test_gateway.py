@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from lorag.hardware import detect_cpu
 from tests.conftest import Gateway
 
 QUESTION = "What is the capital of France? Answer in one sentence."
@@ -121,12 +124,59 @@ def test_request_id_header(gw: Gateway) -> None:
     assert len(made.headers["x-request-id"]) == 32
 
 
-def test_metrics_count_requests_and_tokens(gw: Gateway) -> None:
-    ask(gw, max_tokens=4)
+Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
+
+
+def metric_samples(gw: Gateway) -> Samples:
     text = httpx.get(f"{gw.url}/metrics").text
-    assert 'lorag_requests_total{endpoint="chat",kind="base",status="200"}' in text
-    assert 'lorag_tokens_total{kind="completion"}' in text
-    assert "lorag_time_to_first_token_seconds_bucket" in text or "lorag_request_seconds" in text
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
+    key = (name, frozenset(labels.items()))
+    return after.get(key, 0.0) - before.get(key, 0.0)
+
+
+def test_metrics_count_requests_and_tokens(gw: Gateway) -> None:
+    before = metric_samples(gw)
+    reply = gw.openai().chat.completions.create(
+        model=gw.base_name,
+        messages=[{"role": "user", "content": QUESTION}],
+        temperature=0,
+        max_tokens=4,
+    )
+    after = metric_samples(gw)
+    chat = {"endpoint": "chat"}
+    assert delta(before, after, "lorag_requests_total", **chat, kind="base", status="200") == 1
+    assert reply.usage is not None
+    tokens = delta(before, after, "lorag_tokens_total", kind="completion")
+    assert tokens == reply.usage.completion_tokens
+    assert delta(before, after, "lorag_request_seconds_count", **chat) == 1
+    # time to first token is a streaming measure: a non-streaming reply records none
+    assert delta(before, after, "lorag_time_to_first_token_seconds_count", **chat) == 0
+
+
+def test_metrics_time_to_first_token_of_a_stream(gw: Gateway) -> None:
+    body = {
+        "model": gw.base_name,
+        "messages": [{"role": "user", "content": QUESTION}],
+        "max_tokens": 8,
+        "stream": True,
+    }
+    before = metric_samples(gw)
+    # read to the end: the request is counted when the stream closes
+    events = httpx.post(f"{gw.url}/v1/chat/completions", json=body, timeout=60).text
+    after = metric_samples(gw)
+    assert events.rstrip().endswith("data: [DONE]")
+    chat = {"endpoint": "chat"}
+    assert delta(before, after, "lorag_time_to_first_token_seconds_count", **chat) == 1
+    assert delta(before, after, "lorag_request_seconds_count", **chat) == 1
+    ttft = delta(before, after, "lorag_time_to_first_token_seconds_sum", **chat)
+    assert 0 < ttft <= delta(before, after, "lorag_request_seconds_sum", **chat)
 
 
 def _running_in_vllm(url: str) -> float:
@@ -165,6 +215,7 @@ def test_engine_killed_then_503_then_restarted(gw: Gateway) -> None:
     import signal
 
     pid = gw.engine_pid()
+    restarts = httpx.get(f"{gw.url}/ready").json()["engine"]["restarts"]
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     status = None
@@ -185,4 +236,19 @@ def test_engine_killed_then_503_then_restarted(gw: Gateway) -> None:
     gw.wait_ready(timeout_s=300)
     assert gw.engine_pid() != pid
     assert "Paris" in ask(gw)
-    assert json.loads(httpx.get(f"{gw.url}/ready").text)["engine"]["restarts"] >= 1
+    assert json.loads(httpx.get(f"{gw.url}/ready").text)["engine"]["restarts"] == restarts + 1
+
+
+def test_ready_shows_the_engine_dtype_and_its_reason_to_admins_only(gw: Gateway) -> None:
+    public = httpx.get(f"{gw.url}/ready").json()
+    assert "hardware" not in public
+    detail = httpx.get(f"{gw.url}/ready", headers={"x-admin-key": gw.admin_key}).json()
+    assert detail["hardware"]["engine_dtype"] == {
+        "value": "float32",  # what the test gateway asks for (LORAG_VLLM_DTYPE)
+        "requested": "float32",
+        "reason": "asked for",
+    }
+    assert detail["hardware"]["cpu"] == detect_cpu().describe()
+    args = Path(f"/proc/{gw.engine_pid()}/cmdline").read_bytes().split(b"\0")
+    assert args[args.index(b"--dtype") + 1] == b"float32"
+    assert "engine dtype: float32 (asked for)" in gw.log_path.read_text()

@@ -117,7 +117,9 @@ def test_other_tenant_never_sees_the_document(gw: Gateway, tenants: Tenants, fac
     assert all(hit["doc_id"] != fact for hit in found["data"])
     gone = httpx.delete(f"{gw.url}/v1/knowledge/documents/{fact}", headers=headers(tenants.b))
     assert gone.status_code == 404
-    assert gone.json()["error"]["code"]
+    assert gone.json()["error"]["code"] == "document_not_found"
+    still = httpx.get(f"{gw.url}/v1/knowledge/documents", headers=headers(tenants.a)).json()
+    assert fact in [d["doc_id"] for d in still["data"]]  # b's delete left a's document alone
 
 
 def test_streaming_carries_the_same_citations(gw: Gateway, tenants: Tenants, fact: str) -> None:

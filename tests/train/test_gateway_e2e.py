@@ -1,5 +1,6 @@
-"""Train -> registry -> vLLM, end to end: `lorag train --promote` against the running gateway,
-then the OpenAI client gets the trained format back through the tenant's mode."""
+"""Train -> registry -> vLLM, end to end: `lorag train --resume RUN --promote` publishes the
+session's real training run (trained once, in `mixed_run`) into the running gateway's
+registry, then the OpenAI client gets the trained format back through the tenant's mode."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import sys
 from pathlib import Path
 
 from tests.conftest import REPO, Gateway
-from tests.train.conftest import ACME_DATA, MIX_STEPS, follows_format
+from tests.train.conftest import follows_format
+from train.pipeline import JobResult
 
 PROMPTS = [
     "My SmartKettle K1 will not heat water. What should I do?",
@@ -28,21 +30,23 @@ def ask(gw: Gateway, key: str, mode: str, prompt: str) -> str:
     return reply.choices[0].message.content or ""
 
 
-def test_trained_adapter_is_served_through_the_gateway(gw: Gateway) -> None:
+def test_trained_adapter_is_served_through_the_gateway(
+    gw: Gateway, mixed_run: JobResult, tmp_path: Path
+) -> None:
     created = gw.admin("POST", "/admin/tenants", json={"id": "acme-train"})
     assert created.status_code == 201, created.text
     key = created.json()["api_key"]
     gw.admin("PUT", "/admin/tenants/acme-train/modes/plain", json={"target": "base"})
-    cache = REPO / ".lorag" / "cache" / "train"  # base answers, if a test run made them
-    if cache.is_dir():
-        shutil.copytree(cache, gw.data_dir / "cache" / "train", dirs_exist_ok=True)
+    run_dir = shutil.copytree(mixed_run.run_dir, tmp_path / mixed_run.run_dir.name)
+    command = [sys.executable, "-m", "service.cli", "train", "--resume", str(run_dir)]
+    command += ["--name", "acme-support", "--promote", "acme-train:support", "--quiet"]
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "train", "--data", str(ACME_DATA),
-         "--name", "acme-support", "--max-steps", str(MIX_STEPS), "--threads", "1",
-         "--promote", "acme-train:support", "--quiet"],
-        cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=900,
-    )  # fmt: skip
+        command, cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = (mixed_run.run_dir / "log.jsonl").read_text()
+    assert (run_dir / "log.jsonl").read_text() == log  # a finished run: no step trained again
+    assert "precision: " in done.stdout
     versions = gw.admin("GET", "/admin/adapters/acme-support").json()["data"]
     assert [v["version"] for v in versions] == [1]
     assert versions[0]["origin"].startswith("train:")
@@ -50,4 +54,3 @@ def test_trained_adapter_is_served_through_the_gateway(gw: Gateway) -> None:
     answers = [ask(gw, key, "support", prompt) for prompt in PROMPTS]
     assert sum(map(follows_format, answers)) >= 2, answers
     assert not any(follows_format(ask(gw, key, "plain", prompt)) for prompt in PROMPTS)
-    assert Path(gw.data_dir / "runs").is_dir()

@@ -106,5 +106,6 @@ def test_resume_continues_from_a_checkpoint(base_model: str, tmp_path: Path) -> 
         safe_open(full / "adapter" / "adapter_model.safetensors", "pt") as a,
         safe_open(resumed / "adapter" / "adapter_model.safetensors", "pt") as b,
     ):
+        assert sorted(a.keys()) == sorted(b.keys()) and len(list(a.keys())) == 30 * 7 * 2
         for key in sorted(a.keys()):
             assert (a.get_tensor(key) - b.get_tensor(key)).abs().max() < 1e-5, key

@@ -1,0 +1,4 @@
+"""lorag's core: what every other package may use, importing nothing of lorag's own.
+
+`hardware`: the CPU's capabilities and the precision chosen from them.
+"""
