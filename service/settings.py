@@ -76,6 +76,20 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: int = 40
 
+    # --- limits ------------------------------------------------------------------------
+    max_request_bytes: int = Field(
+        8 * 2**20,
+        ge=1024,
+        description="Largest request body (JSON API calls); larger is refused with 413.",
+    )
+    max_upload_bytes: int = Field(
+        64 * 2**20,
+        ge=1024,
+        description="Largest body of a knowledge ingest (POST .../knowledge/documents: file "
+        "uploads or JSON documents); larger is refused with 413. Each uploaded file is also "
+        "capped at 64 MiB.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, data: object) -> object:
