@@ -1,7 +1,7 @@
 # lorag on an NVIDIA GPU: vLLM's CUDA build + lorag, one container.
 # Build:  docker build -t lorag .
 # Run:    docker run --gpus all -p 8000:8000 -v lorag-data:/data \
-#           -e LORAG_ADMIN_KEY=change-me -e LORAG_BASE_MODEL=/models/your-model lorag
+#           -e LORAG_ADMIN_KEY=$(openssl rand -hex 24) -e LORAG_BASE_MODEL=/models/your-model lorag
 # (Without LORAG_BASE_MODEL it serves the bundled SmolLM2-135M-Instruct.)
 FROM vllm/vllm-openai:latest
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,8 @@ def _register_tenants(subparsers: argparse._SubParsersAction) -> None:
     cmd.set_defaults(handler=_rotate_key)
 
     cmd = commands.add_parser(
-        "delete", help="delete a tenant, its key and modes (refused while it owns adapters)"
+        "delete",
+        help="delete a tenant, its key, modes and knowledge base (refused while it owns adapters)",
     )
     cmd.add_argument("tenant", metavar="ID", help="tenant id")
     cmd.set_defaults(handler=_delete_tenant)
@@ -311,8 +313,51 @@ def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _delete_tenant(args: argparse.Namespace, settings: Settings) -> int:
-    open_registry(settings).delete_tenant(args.tenant)
+    """Delete the tenant, then purge its knowledge (documents, chunks, ingest jobs) so that a
+    tenant created later with the same id starts empty. While a running server holds the
+    knowledge base, the server is asked to do both (it needs LORAG_ADMIN_KEY)."""
+    from ingest.errors import StoreLocked
+    from ingest.jobs import remove_job_records
+    from ingest.knowledge import JOBS_FOLDER, open_existing_knowledge_base
+
+    registry = open_registry(settings)
+    registry.get_tenant(args.tenant)  # NotFound before anything is opened
+    try:
+        knowledge = open_existing_knowledge_base(settings)
+    except StoreLocked as locked:
+        return _delete_tenant_through_server(args.tenant, settings, locked)
+    try:
+        registry.delete_tenant(args.tenant)
+        if knowledge is not None:
+            chunks = knowledge.purge_tenant(args.tenant)
+        else:
+            chunks = 0
+            remove_job_records(settings.knowledge_dir / JOBS_FOLDER, args.tenant)
+    finally:
+        if knowledge is not None:
+            knowledge.close()
+    if chunks:
+        print(f"deleted {chunks} knowledge-base chunks of {args.tenant}")
     print(f"deleted tenant {args.tenant}")
+    return 0
+
+
+def _delete_tenant_through_server(tenant: str, settings: Settings, locked: Exception) -> int:
+    from ingest.errors import StoreLocked
+    from ingest.forward import forward_tenant_delete, server_url
+
+    if settings.admin_key is None:
+        raise StoreLocked(
+            f"{getattr(locked, 'message', locked)}\nIf a lorag server holds it, set "
+            "LORAG_ADMIN_KEY (the server's admin key) and the CLI asks the server to delete "
+            "the tenant and its knowledge."
+        )
+    url = server_url(settings.host, settings.port)
+    print(f"the knowledge base is held by the server at {url}: asking it", file=sys.stderr)
+    answer = forward_tenant_delete(url, settings.admin_key.get_secret_value(), tenant)
+    if answer.get("chunks_deleted"):
+        print(f"deleted {answer['chunks_deleted']} knowledge-base chunks of {tenant}")
+    print(f"deleted tenant {tenant}")
     return 0
 
 

@@ -30,7 +30,7 @@ from bench.servers import REPO, start_gateway, start_vllm, stop
 from bench.stats import pct
 from tests.factories import make_lora_adapter
 
-ADMIN = "bench-admin"
+ADMIN = "bench-admin-key-0123456789"  # 16 characters at least (Settings)
 PROMPT = "Write a short story about a lighthouse keeper."
 
 

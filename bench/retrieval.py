@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.servers import REPO, start_gateway, start_vllm, stop
 from bench.stats import pct
 
-ADMIN = "bench-admin"
+ADMIN = "bench-admin-key-0123456789"  # 16 characters at least (Settings)
 
 
 def main() -> None:

@@ -10,9 +10,20 @@ import re
 
 from ingest.models import Block
 
-_ATX = re.compile(r"^ {0,3}(#{1,6})[ \t]+(.*?)[ \t#]*$")
+_ATX = re.compile(r" {0,3}(#{1,6})[ \t]+")
+"""An ATX heading's opening (`## `); its text is the rest of the line less a closing `#` run.
+Only the bounded opening is a pattern: `(.*?)[ \t#]*$` backtracked quadratically on one long
+line (seconds at 16k characters)."""
+MAX_HEADING_CHARS = 500
+"""Longer "headings" are read as paragraphs: a heading is copied into the section path and
+payload of every chunk under it, and the first one may become the title."""
 _SETEXT = re.compile(r"^ {0,3}(=+|-+)[ \t]*$")
 _FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def heading_block(text: str, level: int, page: int | None = None) -> Block:
+    """A heading block, or a paragraph block when `text` is over MAX_HEADING_CHARS."""
+    return Block(text, level if len(text) <= MAX_HEADING_CHARS else 0, page)
 
 
 def normalize_newlines(text: str) -> str:
@@ -57,14 +68,14 @@ def markdown_blocks(text: str) -> list[Block]:
         heading = _ATX.match(line)
         if heading:
             flush()
-            title = heading.group(2).strip()
+            title = line[heading.end() :].rstrip(" \t#").strip()
             if title:
-                blocks.append(Block(title, len(heading.group(1))))
+                blocks.append(heading_block(title, len(heading.group(1))))
             continue
         underline = _SETEXT.match(line)
         if underline and len(lines) == 1 and lines[0].strip():
             title = lines.pop().strip()
-            blocks.append(Block(title, 1 if underline.group(1)[0] == "=" else 2))
+            blocks.append(heading_block(title, 1 if underline.group(1)[0] == "=" else 2))
             continue
         if underline and not lines:
             continue  # a horizontal rule

@@ -17,12 +17,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingest.blocks import markdown_blocks, text_blocks
+from ingest.blocks import MAX_HEADING_CHARS, markdown_blocks, text_blocks
 from ingest.errors import InvalidDocument, InvalidInput
 from ingest.models import Block, Chunk, SourceDocument
 
 LONG_BLOCK_CHARS = 20_000
-"""Paragraphs longer than this are cut at whitespace first, so tokenizing stays linear."""
+"""Paragraphs longer than this are cut at whitespace first, so tokenizing stays linear.
+Headings longer than MAX_HEADING_CHARS are paragraphs."""
 MAX_PREFIX_CHARS = 200
 _SPACE = re.compile(r"\s")
 
@@ -31,6 +32,8 @@ def split_long_blocks(blocks: list[Block] | tuple[Block, ...]) -> list[Block]:
     out: list[Block] = []
     for block in blocks:
         text = block.text
+        if block.heading_level and len(text) > MAX_HEADING_CHARS:
+            block = Block(text, 0, block.page)  # too long for a heading: a paragraph
         if block.heading_level or len(text) <= LONG_BLOCK_CHARS:
             out.append(block)
             continue

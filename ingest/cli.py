@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ingest.errors import InvalidInput, StoreLocked
+from ingest.errors import InvalidInput, StoreLocked, TenantNotFound
 from ingest.models import TENANT_PATTERN, IngestReport
 
 if TYPE_CHECKING:
@@ -44,7 +44,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="files or folders to ingest")
     parser.add_argument(
-        "--tenant", required=True, type=_tenant, help="tenant whose knowledge base gets them"
+        "--tenant",
+        required=True,
+        type=_tenant,
+        help="tenant whose knowledge base gets them (it must exist: lorag tenants create)",
     )
     parser.add_argument(
         "--sync",
@@ -85,6 +88,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.knowledge import open_knowledge_base
 
+    check_tenant_exists(settings, args.tenant)
     try:
         kb = open_knowledge_base(settings, embed_threads=args.threads)
     except StoreLocked as locked:
@@ -107,17 +111,30 @@ def run_ingest(args: argparse.Namespace, settings: Settings) -> int:
     return 1 if report.failed else 0
 
 
+def check_tenant_exists(settings: Settings, tenant: str) -> None:
+    """`TenantNotFound` unless the registry has `tenant`: nothing is ingested for nobody."""
+    from adapters.errors import NotFound
+    from adapters.from_settings import open_registry
+
+    try:
+        open_registry(settings).get_tenant(tenant)
+    except NotFound:
+        raise TenantNotFound(
+            f"tenant {tenant!r} not found: create it first (lorag tenants create {tenant})",
+            param="tenant",
+        ) from None
+
+
 def _forward(args: argparse.Namespace, settings: Settings, locked: StoreLocked) -> IngestReport:
     """The store is held by a running gateway: send it the job instead."""
-    from ingest.forward import forward_ingest
+    from ingest.forward import forward_ingest, server_url
 
     if settings.admin_key is None:
         raise StoreLocked(
             f"{locked.message}\nIf a lorag server holds it, set LORAG_ADMIN_KEY (the server's "
             "admin key) and the CLI sends the ingest job to the server."
         )
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    url = f"http://{host}:{settings.port}"
+    url = server_url(settings.host, settings.port)
     print(f"the knowledge base is held by the server at {url}: sending it the job", file=sys.stderr)
     return forward_ingest(
         url,

@@ -10,7 +10,8 @@
     │   └── DocumentTooLarge           400  over the size limit of one document
     ├── NotFound (LookupError)         404
     │   ├── DocumentNotFound           404  no such document for this tenant
-    │   └── JobNotFound                404  no such ingest job for this tenant
+    │   ├── JobNotFound                404  no such ingest job for this tenant
+    │   └── TenantNotFound             404  the registry has no such tenant (`lorag ingest`)
     ├── StoreLocked (RuntimeError)     409  another process holds the embedded store's folder
     ├── EmbeddingModelError (RuntimeError) 500  the embedding model cannot be loaded
     ├── StoreIncompatible (RuntimeError) 500  the store was built with another vector size
@@ -77,6 +78,10 @@ class JobNotFound(NotFound):
     code = "job_not_found"
 
 
+class TenantNotFound(NotFound):
+    code = "tenant_not_found"
+
+
 class StoreLocked(IngestError, RuntimeError):
     status = 409
     code = "store_locked"
@@ -112,5 +117,6 @@ __all__ = [
     "StoreIncompatible",
     "StoreLocked",
     "StoreUnavailable",
+    "TenantNotFound",
     "UnsupportedFormat",
 ]

@@ -1,6 +1,7 @@
 """`lorag ingest` while a running gateway holds the embedded store: the files are read and
 parsed here, then sent to the gateway as one ingest job (operator API, admin key), and the
-job's report is printed as if the ingest had run here."""
+job's report is printed as if the ingest had run here. `lorag tenants delete` likewise asks
+the gateway to delete the tenant (it purges the tenant's knowledge in the store it holds)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,29 @@ def _document_json(document: Any) -> dict[str, Any]:
     if document.blocks:
         data["blocks"] = [dataclasses.asdict(block) for block in document.blocks]
     return data
+
+
+def server_url(host: str, port: int) -> str:
+    """The URL of the local gateway listening on `host`:`port` (settings' host and port)."""
+    return f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else host}:{port}"
+
+
+def forward_tenant_delete(url: str, admin_key: str, tenant: str) -> dict[str, Any]:
+    """`DELETE /admin/tenants/{tenant}` on the running gateway; its answer, or the error."""
+    try:
+        answer = httpx.delete(
+            f"{url}/admin/tenants/{tenant}", headers={"x-admin-key": admin_key}, timeout=300
+        )
+    except httpx.HTTPError as exc:
+        raise StoreUnavailable(f"the running server at {url} does not answer: {exc}") from exc
+    if answer.status_code != 200:
+        try:
+            message = answer.json()["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            message = answer.text
+        error = StoreUnavailable if answer.status_code >= 500 else InvalidInput
+        raise error(f"the server refused to delete tenant {tenant!r}: {message}")
+    return dict(answer.json())
 
 
 def forward_ingest(

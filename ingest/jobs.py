@@ -5,7 +5,8 @@ thread runs the jobs in order (running -> succeeded/failed, with the ingest repo
 job is a JSON file under the jobs folder, written atomically at every change, so a restart
 still shows it; a job found queued or running at start died with its process and is
 marked failed ("interrupted"). A tenant sees only its own jobs: another tenant's job id is
-`JobNotFound`, the same as an unknown one.
+`JobNotFound`, the same as an unknown one. `purge(tenant)` forgets a deleted tenant's jobs:
+their records go, queued ones never run and a running one stops before its next document.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class JobRunner:
         self._changed = threading.Condition()
         self._queue: queue.Queue[tuple[str, list[SourceDocument]] | None] = queue.Queue()
         self._stop = threading.Event()
+        self._running: tuple[str, threading.Event] | None = None  # (tenant, its cancel event)
         self._load(keep)
         self._thread = threading.Thread(target=self._work, name="lorag-ingest-jobs", daemon=True)
         self._thread.start()
@@ -107,10 +109,29 @@ class JobRunner:
                     return job
                 self._changed.wait(left)
 
+    def purge(self, tenant: str) -> int:
+        """Forget every job of `tenant` (being deleted): records go from memory and disk,
+        queued jobs are skipped, the running one is told to stop. Returns how many went.
+
+        The running job may still be writing its current document: the caller deletes the
+        tenant's points after it (`KnowledgeBase.purge_tenant` waits for the ingest lock)."""
+        check_tenant(tenant)
+        with self._changed:
+            if self._running is not None and self._running[0] == tenant:
+                self._running[1].set()
+            for job_id in [key for key, job in self._jobs.items() if job.tenant == tenant]:
+                del self._jobs[job_id]
+            removed = remove_job_records(self._dir, tenant)
+            self._changed.notify_all()
+        return removed
+
     def close(self, timeout: float | None = 60.0) -> None:
         """Stop: the running job stops after its current document (failed: interrupted),
         queued jobs are marked failed."""
         self._stop.set()
+        with self._changed:
+            if self._running is not None:
+                self._running[1].set()
         self._queue.put(None)
         self._thread.join(timeout)
         while True:
@@ -133,14 +154,20 @@ class JobRunner:
             self._run(job_id, docs)
 
     def _run(self, job_id: str, docs: list[SourceDocument]) -> None:
+        cancel = threading.Event()
         with self._changed:
-            job = self._jobs[job_id]
+            job = self._jobs.get(job_id)
+            if job is None:  # purged with its tenant while queued
+                return
             job.status = JobStatus.RUNNING
             job.started_at = utc_now()
             self._save(job)
+            self._running = (job.tenant, cancel)
+            if self._stop.is_set():
+                cancel.set()
         try:
             report = self._kb.ingest_documents(
-                job.tenant, docs, sync_scope=job.sync_scope, cancel=self._stop
+                job.tenant, docs, sync_scope=job.sync_scope, cancel=cancel
             )
         except IngestError as exc:
             self._finish(job_id, JobStatus.FAILED, error=exc.message)
@@ -152,10 +179,15 @@ class JobRunner:
                 self._finish(job_id, JobStatus.FAILED, report=report, error=INTERRUPTED)
             else:
                 self._finish(job_id, JobStatus.SUCCEEDED, report=report)
+        finally:
+            with self._changed:
+                self._running = None
 
     def _finish(self, job_id: str, status: JobStatus, **fields: object) -> None:
         with self._changed:
-            job = self._jobs[job_id]
+            job = self._jobs.get(job_id)
+            if job is None:  # purged with its tenant: nothing to record
+                return
             job.status = status
             job.finished_at = utc_now()
             for name, value in fields.items():
@@ -199,3 +231,23 @@ class JobRunner:
         for job in finished[: max(0, len(self._jobs) - keep)]:
             (self._dir / f"{job.id}.json").unlink(missing_ok=True)
             del self._jobs[job.id]
+
+
+def remove_job_records(jobs_dir: Path, tenant: str) -> int:
+    """Delete the job record files of `tenant` under `jobs_dir`; how many were deleted."""
+    check_tenant(tenant)
+    removed = 0
+    folder = Path(jobs_dir)
+    if not folder.is_dir():
+        return 0
+    for path in folder.glob("job_*.json"):
+        if not _JOB_ID.match(path.stem):
+            continue
+        try:
+            owner = json.loads(path.read_text(encoding="utf-8")).get("tenant")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if owner == tenant:
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed

@@ -6,6 +6,7 @@
     kb.search("acme", "how do I reset it?", top_k=5)    # -> [Hit]
     kb.list_documents("acme"); kb.delete_document("acme", "docs/a.md")
     job = kb.jobs.submit("acme", docs); kb.jobs.get("acme", job.id)
+    kb.purge_tenant("acme")                             # the tenant is deleted: all of it goes
     kb.close()
 
 Every call is confined to the tenant it names. Ingests and deletes are serialized (one at a
@@ -272,6 +273,24 @@ class KnowledgeBase:
             self.store.delete_documents(tenant, [doc_id])
         return True
 
+    def purge_tenant(self, tenant: str) -> int:
+        """Delete everything the knowledge base holds for a deleted tenant: its job records
+        (queued jobs never run, a running one stops) and all its points. Returns the number
+        of points deleted. A tenant created later under the same id starts empty."""
+        check_tenant(tenant)
+        with self._jobs_lock:
+            jobs = self._jobs
+        if jobs is not None:
+            jobs.purge(tenant)
+        elif self._jobs_dir is not None:
+            from ingest.jobs import remove_job_records
+
+            remove_job_records(self._jobs_dir, tenant)
+        with self._ingest_lock:  # after a running ingest of the tenant has stopped
+            count = self.store.count(tenant)
+            self.store.delete_tenant(tenant)
+        return count
+
     # --- jobs and lifecycle ---------------------------------------------------------------
     @property
     def jobs(self) -> JobRunner:
@@ -367,3 +386,15 @@ def open_knowledge_base(
         if store is not None:
             store.close()
         raise
+
+
+def open_existing_knowledge_base(
+    settings: Settings, *, embedder: Embedder | None = None
+) -> KnowledgeBase | None:
+    """The knowledge base if there is one (a Qdrant URL is set, or the edge folder exists),
+    else None; `StoreLocked` at once if a running server holds the edge folder."""
+    if not settings.qdrant_url and not edge_store_exists(
+        Path(settings.knowledge_dir), settings.qdrant_collection
+    ):
+        return None
+    return open_knowledge_base(settings, embedder=embedder)

@@ -9,10 +9,12 @@ documents each and live in `ingest.records`.
 from __future__ import annotations
 
 import re
+import time
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
-from ingest.blocks import markdown_blocks, normalize_newlines, text_blocks
+from ingest.blocks import MAX_HEADING_CHARS, markdown_blocks, normalize_newlines, text_blocks
 from ingest.errors import DocumentTooLarge, InvalidDocument, UnsupportedFormat
 from ingest.models import Block, SourceDocument
 
@@ -20,6 +22,21 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest file read at all (PDFs and DOCX with images can be big)."""
 MAX_DOCUMENT_CHARS = 5_000_000
 """Largest extracted text of one document (~1.2M tokens, ~7k chunks); larger is refused."""
+
+# A .docx is a zip: its members are checked against these before anything is unpacked
+# (Python's zipfile never inflates a member past its declared size).
+DOCX_MAX_UNPACKED_BYTES = 256 * 1024 * 1024
+"""Largest total declared uncompressed size of a .docx's members."""
+DOCX_MAX_RATIO = 100
+"""Largest compression ratio of one member over DOCX_RATIO_FLOOR bytes (XML packs ~5-20:1)."""
+DOCX_RATIO_FLOOR = 1024 * 1024
+DOCX_MAX_MEMBERS = 10_000
+
+PDF_MAX_PAGES = 5_000
+PDF_MAX_SECONDS = 120.0
+"""Text extraction of one PDF stops (and the file is refused) after this long."""
+PDF_MAX_STREAM_BYTES = 32 * 1024 * 1024
+"""Largest decoded stream (pypdf's default is 75 MB); a page's text is in a few KB."""
 
 _SNIFF_BYTES = 8192
 _WHITESPACE = re.compile(r"\s+")
@@ -61,7 +78,9 @@ def _finish(blocks: list[Block], what: str) -> tuple[Block, ...]:
 
 
 def _first_heading(blocks: list[Block]) -> str | None:
-    return next((b.text for b in blocks if b.heading_level), None)
+    return next(
+        (b.text for b in blocks if b.heading_level and len(b.text) <= MAX_HEADING_CHARS), None
+    )
 
 
 def load_text(path: Path) -> tuple[tuple[Block, ...], str | None]:
@@ -173,25 +192,65 @@ def _html_blocks(root: object) -> list[Block]:
 # --- PDF ----------------------------------------------------------------------------------
 
 
-def load_pdf(path: Path) -> tuple[tuple[Block, ...], str | None]:
-    from pypdf import PdfReader
+def _pdf_limits() -> dict[str, int]:
+    """pypdf's safety limits for our use (text only): smaller than its defaults."""
+    return {
+        "maximum_declared_stream_length": PDF_MAX_STREAM_BYTES,
+        "array_based_stream_maximum_output_length": PDF_MAX_STREAM_BYTES,
+        "zlib_maximum_output_length": PDF_MAX_STREAM_BYTES,
+        "lzw_maximum_output_length": PDF_MAX_STREAM_BYTES,
+        "run_length_maximum_output_length": PDF_MAX_STREAM_BYTES,
+        "brotli_maximum_output_length": PDF_MAX_STREAM_BYTES,
+        "jbig2_maximum_output_length": PDF_MAX_STREAM_BYTES,
+        "image_maximum_buffer_size": PDF_MAX_STREAM_BYTES,
+        "xform_maximum_invocations_per_extraction": 500,
+    }
+
+
+def load_pdf(
+    path: Path, *, max_seconds: float = PDF_MAX_SECONDS
+) -> tuple[tuple[Block, ...], str | None]:
+    """A PDF's text, page by page, within pypdf's safety limits (decompression bombs and
+    reference loops end as errors), PDF_MAX_PAGES and `max_seconds` of extraction."""
+    from pypdf import PdfReader, apply_configuration
+    from pypdf.errors import LimitReachedError
 
     check_size(path)
     with path.open("rb") as handle:
         if not handle.read(1024).lstrip().startswith(b"%PDF"):
             raise InvalidDocument("corrupt PDF: no %PDF header")
+    deadline = time.monotonic() + max_seconds
+    chars = 0
     try:
-        reader = PdfReader(path)
-        if reader.is_encrypted and not reader.decrypt(""):
-            raise InvalidDocument("encrypted PDF: cannot read it without a password")
-        title = reader.metadata.title if reader.metadata else None
-        blocks: list[Block] = []
-        for number, page in enumerate(reader.pages, start=1):
-            text = normalize_newlines(page.extract_text() or "")
-            for block in text_blocks(text, page=number):
-                blocks.append(Block(_WHITESPACE.sub(" ", block.text), 0, number))
+        with apply_configuration(**_pdf_limits()):
+            reader = PdfReader(path)
+            if reader.is_encrypted and not reader.decrypt(""):
+                raise InvalidDocument("encrypted PDF: cannot read it without a password")
+            title = reader.metadata.title if reader.metadata else None
+            pages = len(reader.pages)
+            if pages > PDF_MAX_PAGES:
+                raise DocumentTooLarge(
+                    f"PDF has {pages} pages, over the {PDF_MAX_PAGES} page limit"
+                )
+            blocks: list[Block] = []
+            for number, page in enumerate(reader.pages, start=1):
+                text = normalize_newlines(page.extract_text() or "")
+                for block in text_blocks(text, page=number):
+                    blocks.append(Block(_WHITESPACE.sub(" ", block.text), 0, number))
+                    chars += len(blocks[-1].text)
+                if chars > MAX_DOCUMENT_CHARS:
+                    break  # refused by _finish below; no need to read the other pages
+                if time.monotonic() > deadline and number < pages:
+                    raise DocumentTooLarge(
+                        f"reading the PDF's text took over {max_seconds:g} s "
+                        f"(page {number} of {pages})"
+                    )
     except InvalidDocument:
         raise
+    except LimitReachedError as exc:
+        raise DocumentTooLarge(f"PDF is over a safety limit: {exc}") from None
+    except RecursionError:
+        raise InvalidDocument("corrupt PDF: its objects are nested too deeply") from None
     except Exception as exc:  # pypdf raises many types on malformed files
         raise InvalidDocument(f"corrupt PDF: {type(exc).__name__}: {exc}") from None
     if not blocks:
@@ -209,6 +268,7 @@ def load_docx(path: Path) -> tuple[tuple[Block, ...], str | None]:
     from docx.table import Table
 
     check_size(path)
+    _check_zip(path)
     try:
         document = docx.Document(str(path))
         blocks: list[Block] = []
@@ -236,6 +296,33 @@ def load_docx(path: Path) -> tuple[tuple[Block, ...], str | None]:
     except Exception as exc:  # zipfile, lxml and python-docx errors on malformed files
         raise InvalidDocument(f"corrupt DOCX: {type(exc).__name__}: {exc}") from None
     return _finish(blocks, "DOCX file"), title or _first_heading(blocks)
+
+
+def _check_zip(path: Path) -> None:
+    """Refuse a .docx whose members would unpack to too much (a zip bomb), from the sizes its
+    directory declares; nothing is unpacked."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = archive.infolist()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, ValueError, EOFError) as exc:
+        raise InvalidDocument(f"corrupt DOCX: not a readable zip file ({exc})") from None
+    if len(members) > DOCX_MAX_MEMBERS:
+        raise DocumentTooLarge(
+            f"DOCX holds {len(members)} files, over the {DOCX_MAX_MEMBERS} limit (a zip bomb?)"
+        )
+    total = sum(member.file_size for member in members)
+    if total > DOCX_MAX_UNPACKED_BYTES:
+        raise DocumentTooLarge(
+            f"DOCX unpacks to {total / 2**20:.0f} MiB, over the "
+            f"{DOCX_MAX_UNPACKED_BYTES // 2**20} MiB limit (a zip bomb?)"
+        )
+    for member in members:
+        ratio = member.file_size / max(member.compress_size, 1)
+        if member.file_size > DOCX_RATIO_FLOOR and ratio > DOCX_MAX_RATIO:
+            raise DocumentTooLarge(
+                f"a part of the DOCX is compressed {ratio:.0f}:1, over the "
+                f"{DOCX_MAX_RATIO}:1 limit (a zip bomb?)"
+            )
 
 
 # --- dispatch -----------------------------------------------------------------------------
@@ -271,7 +358,7 @@ def load_file(
         raise InvalidDocument(f"cannot read file: {exc.strerror or exc}") from None
     return SourceDocument(
         doc_id=doc_id,
-        title=found_title or title or path.stem,
+        title=(found_title or title or path.stem)[:MAX_HEADING_CHARS],
         source=source,
         blocks=blocks,
         content_hash=content_hash,

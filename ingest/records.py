@@ -16,12 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from ingest.errors import InvalidDocument
-from ingest.loaders import MAX_DOCUMENT_CHARS, decode_text
+from ingest.loaders import MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, decode_text
 from ingest.models import SourceDocument
 
 TEXT_FIELDS = ("text", "content", "body", "passage")
 ID_FIELDS = ("id", "_id")
 RECORD_SUFFIXES = (".jsonl", ".csv")
+MAX_RECORD_DEPTH = 32
+"""Deepest nesting of arrays/objects in one JSONL record (its metadata is stored as is)."""
+
+# csv refuses cells over 128 KiB by default, and a refused cell ended the file's reading.
+# No cell can be larger than its file, and files are at most MAX_FILE_BYTES: with that
+# limit every cell is read, and a too-long text is refused per record (MAX_DOCUMENT_CHARS).
+# The limit is process-wide; it is only ever raised here.
+if csv.field_size_limit() < MAX_FILE_BYTES:
+    csv.field_size_limit(MAX_FILE_BYTES)
 
 
 @dataclass
@@ -57,26 +66,50 @@ def record_document(
     )
 
 
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests arrays/objects deeper than MAX_RECORD_DEPTH (iteratively)."""
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        if depth == MAX_RECORD_DEPTH:
+            return True
+        stack.extend((child, depth + 1) for child in item)
+    return False
+
+
 def _jsonl_records(text: str) -> Iterator[tuple[int, Any]]:
+    too_deep = ValueError(f"nested too deeply (over {MAX_RECORD_DEPTH} levels of arrays/objects)")
     for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
-            yield number, json.loads(line)
+            record = json.loads(line)
         except json.JSONDecodeError as exc:
             yield number, exc
+        except RecursionError:
+            yield number, too_deep
+        else:
+            yield number, too_deep if _too_deep(record) else record
 
 
 def _csv_records(text: str) -> Iterator[tuple[int, Any]]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    try:
-        for row in reader:
-            if None in row:
-                yield reader.line_num, ValueError("more cells than header columns")
-            else:
-                yield reader.line_num, row
-    except csv.Error as exc:
-        yield reader.line_num, exc
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # the reader goes on with the next line
+            yield reader.line_num, exc
+            continue
+        if None in row:
+            yield reader.line_num, ValueError("more cells than header columns")
+        else:
+            yield reader.line_num, row
 
 
 def load_records(path: Path, *, source: str, doc_id_prefix: str = "") -> RecordsResult:

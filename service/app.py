@@ -27,6 +27,7 @@ from service.handlers.completions import CompletionsHandler
 from service.lora import LoraManager
 from service.metrics import Metrics
 from service.request_ids import RequestIdMiddleware
+from service.request_limits import RequestLimitMiddleware
 from service.retrieval import Retriever
 from service.routes import admin, health, knowledge, openai
 from service.routing import Router
@@ -126,7 +127,12 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.lorag = state
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(
+        RequestLimitMiddleware,
+        max_request_bytes=settings.max_request_bytes,
+        max_upload_bytes=settings.max_upload_bytes,
+    )
+    app.add_middleware(RequestIdMiddleware)  # outermost: the 413 carries the request id too
     for module in (openai, health, admin, knowledge):
         app.include_router(module.router)
     _install_error_handlers(app)

@@ -4,7 +4,9 @@
 - No key, or a key that is not a lorag key (OpenAI clients insist on sending one), is an
   anonymous caller: the base model only, no knowledge base. `LORAG_REQUIRE_API_KEY=true`
   refuses anonymous callers.
-- Operators send the admin key (`LORAG_ADMIN_KEY`) as a bearer token or `X-Admin-Key`.
+- Operators send the admin key (`LORAG_ADMIN_KEY`) as a bearer token or `X-Admin-Key`. An
+  empty key is no key: the admin API is off, and an empty offered key never matches.
+- With `LORAG_REQUIRE_API_KEY=true`, `/metrics` needs the admin key as well.
 """
 
 from __future__ import annotations
@@ -57,12 +59,19 @@ async def require_tenant(request: Request) -> Tenant:
     return caller.tenant
 
 
-def _admin_key_matches(request: Request) -> bool:
+def _configured_admin_key(request: Request) -> str | None:
+    """The admin key, or None when the admin API is off (`Settings` turns blank into None)."""
     configured = request.app.state.lorag.settings.admin_key
-    offered = request.headers.get("x-admin-key") or bearer_token(request) or ""
-    return configured is not None and secrets.compare_digest(
-        offered.encode(), configured.get_secret_value().encode()
-    )
+    key = configured.get_secret_value() if configured is not None else ""
+    return key or None
+
+
+def _admin_key_matches(request: Request) -> bool:
+    configured = _configured_admin_key(request)
+    offered = (request.headers.get("x-admin-key") or "").strip() or bearer_token(request) or ""
+    if configured is None or not offered:  # an empty key never matches anything
+        return False
+    return secrets.compare_digest(offered.encode(), configured.encode())
 
 
 def is_admin(request: Request) -> bool:
@@ -71,7 +80,14 @@ def is_admin(request: Request) -> bool:
 
 
 async def require_admin(request: Request) -> None:
-    if request.app.state.lorag.settings.admin_key is None:
+    if _configured_admin_key(request) is None:
         raise Forbidden("the admin API is off: set LORAG_ADMIN_KEY")
     if not _admin_key_matches(request):
         raise Unauthorized("invalid admin key")
+
+
+async def require_admin_if_keys_required(request: Request) -> None:
+    """With `LORAG_REQUIRE_API_KEY=true` the service is closed to anonymous callers: operator
+    endpoints outside `/admin` (`/metrics`) then need the admin key too."""
+    if request.app.state.lorag.settings.require_api_key:
+        await require_admin(request)

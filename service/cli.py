@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pydantic import ValidationError
 
 from service import mode_report
-from service.settings import Settings
+from service.settings import Settings, settings_error_lines
 
 _PACKAGES_WITH_COMMANDS = ("adapters.cli", "ingest.cli", "train.cli")
 
@@ -126,7 +126,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings()
     except ValidationError as exc:
-        print(f"error: invalid settings:\n{exc}", file=sys.stderr)
+        problems = "\n".join(f"  {line}" for line in settings_error_lines(exc))
+        print(f"error: invalid settings:\n{problems}", file=sys.stderr)
         return 2
     _configure_logging(args.log_level or settings.log_level)
     try:

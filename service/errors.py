@@ -6,7 +6,8 @@
     │   ├── Unauthorized    401     missing or unknown API key
     │   ├── Forbidden       403     the key may not do this
     │   ├── NotFound        404     model, mode, adapter, document, job...
-    │   └── Conflict        409
+    │   ├── Conflict        409
+    │   └── RequestTooLarge 413     the request body is over its limit
     └── ServerError (5xx)
         ├── ConfigurationError 500  settings or installation are wrong
         ├── EngineUnavailable  503  vLLM is down or restarting
@@ -64,6 +65,11 @@ class NotFound(ClientError, LookupError):
 class Conflict(ClientError):
     status = 409
     code = "conflict"
+
+
+class RequestTooLarge(ClientError):
+    status = 413
+    code = "request_too_large"
 
 
 class ServerError(LoragError):

@@ -57,9 +57,14 @@ class LoraManager:
 
     def release(self, url: str, name: str) -> None:
         key = (url, name)
-        self._in_use[key] -= 1
-        if self._in_use[key] <= 0:
-            del self._in_use[key]
+        if self._in_use[key] <= 1:
+            self._in_use.pop(key, None)
+        else:
+            self._in_use[key] -= 1
+
+    def in_use(self, url: str, name: str) -> int:
+        """How many running requests use adapter `name` on `url` (it is not unloaded while >0)."""
+        return self._in_use.get((url, name), 0)
 
     async def ensure_loaded(self, url: str, version: AdapterVersion) -> str:
         self._check_generation()
@@ -94,7 +99,8 @@ class LoraManager:
         self._loaded.get(url, OrderedDict()).pop(name, None)
 
     async def unload(self, name: str) -> None:
-        for url, loaded in self._loaded.items():
+        # a copy: another request may load an adapter on another server while this one waits
+        for url, loaded in list(self._loaded.items()):
             if name in loaded and not self._in_use.get((url, name)):
                 await self._unload(url, name)
                 loaded.pop(name, None)

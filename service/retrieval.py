@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ingest.knowledge import MAX_QUERY_CHARS
 from service.errors import InvalidRequest, StoreUnavailable
 from service.prompting import Assembled, cited_numbers, with_context
 from service.protocol.openai import RetrievalOverride
@@ -86,6 +87,20 @@ def query_of(messages: list[dict[str, Any]]) -> str:
     if not users:
         raise InvalidRequest("retrieval needs a user message", param="messages")
     return " ".join(users[-2:])
+
+
+def search_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
+    """`text` cut to the `limit` characters the search accepts: its start and its end, cut
+    at spaces. A long message often asks at the start or at the end; the embedding model
+    reads only its first ~256 tokens anyway, keyword search the words of both ends."""
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    half = (limit - 1) // 2
+    head, tail = text[:half], text[-half:]
+    head = head[: head.rfind(" ")] if " " in head else head
+    tail = tail[tail.find(" ") + 1 :] if " " in tail else tail
+    return f"{head} {tail}"
 
 
 def _dedupe(hits: list[Any]) -> list[Any]:
@@ -178,7 +193,7 @@ class Retriever:
         previous: list[Any] | None = None,
     ) -> Augmented:
         query = query_of(messages)
-        search_text = f"{query} {extra_query}".strip()
+        search_text = search_query(f"{query} {extra_query}")  # the search refuses long ones
         try:
             hits = await self.search(tenant, search_text, settings)
         except StoreUnavailable as exc:

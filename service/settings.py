@@ -8,12 +8,13 @@ values it needs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
+MIN_ADMIN_KEY_CHARS = 16
 
 
 def _split_list(value: object) -> object:
@@ -40,7 +41,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     request_timeout_s: float = Field(300.0, description="Upstream (vLLM) request timeout.")
-    admin_key: SecretStr | None = Field(None, description="Key for /admin; unset = admin off.")
+    admin_key: SecretStr | None = Field(
+        None,
+        description=f"Key for /admin (at least {MIN_ADMIN_KEY_CHARS} characters); unset or "
+        "empty = admin off.",
+    )
     require_api_key: bool = Field(
         False, description="Refuse requests without a tenant key (else: base model only)."
     )
@@ -76,6 +81,20 @@ class Settings(BaseSettings):
     chunk_tokens: int = 200
     chunk_overlap: int = 40
 
+    # --- limits ------------------------------------------------------------------------
+    max_request_bytes: int = Field(
+        8 * 2**20,
+        ge=1024,
+        description="Largest request body (JSON API calls); larger is refused with 413.",
+    )
+    max_upload_bytes: int = Field(
+        64 * 2**20,
+        ge=1024,
+        description="Largest body of a knowledge ingest (POST .../knowledge/documents: file "
+        "uploads or JSON documents); larger is refused with 413. Each uploaded file is also "
+        "capped at 64 MiB.",
+    )
+
     @model_validator(mode="before")
     @classmethod
     def _split_lists(cls, data: object) -> object:
@@ -84,6 +103,24 @@ class Settings(BaseSettings):
                 if key in data:
                     data[key] = _split_list(data[key])
         return data
+
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _blank_admin_key_is_unset(cls, value: object) -> object:
+        """`LORAG_ADMIN_KEY=` (empty or blanks) means no admin key, exactly like unset."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            if len(value) < MIN_ADMIN_KEY_CHARS:
+                raise ValueError(
+                    f"LORAG_ADMIN_KEY is too short: use at least {MIN_ADMIN_KEY_CHARS} "
+                    "characters (e.g. `openssl rand -hex 24`), or leave it unset to turn "
+                    "the admin API off"
+                )
+        return value
 
     @model_validator(mode="after")
     def _check_engine(self) -> Settings:
@@ -111,6 +148,20 @@ class Settings(BaseSettings):
     @property
     def runs_dir(self) -> Path:
         return self.data_dir / "runs"
+
+
+def settings_error_lines(error: ValidationError) -> list[str]:
+    """One line per problem, naming the variable; a secret's value is never shown."""
+    lines = []
+    for problem in error.errors(include_url=False):
+        field = ".".join(str(part) for part in problem["loc"])
+        line = f"{'LORAG_' + field.upper() if field else 'settings'}: {problem['msg']}"
+        info = Settings.model_fields.get(field)
+        secret = info is None or SecretStr in (info.annotation, *get_args(info.annotation))
+        if not secret and "input" in problem:
+            line += f" (got {problem['input']!r})"
+        lines.append(line)
+    return lines
 
 
 def child_environment(extra: dict[str, str]) -> dict[str, str]:

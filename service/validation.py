@@ -12,13 +12,40 @@ from service.errors import InvalidRequest
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
+MAX_JSON_DEPTH = 100
+"""Deepest nesting of arrays/objects accepted in a request body (tool schemas need ~20)."""
+
+
+def json_depth(value: Any) -> int:
+    """How deeply `value` nests lists and dicts (a scalar is 0); iterative, so any depth."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            item = item.values()
+        elif not isinstance(item, list):
+            continue
+        depth += 1
+        deepest = max(deepest, depth)
+        stack.extend((child, depth) for child in item)
+    return deepest
+
+
 def parse_json(raw: bytes) -> dict[str, Any]:
+    too_deep = InvalidRequest(
+        f"the request body is nested too deeply (over {MAX_JSON_DEPTH} levels of arrays/objects)"
+    )
     try:
         data = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise too_deep from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    if json_depth(data) > MAX_JSON_DEPTH:
+        raise too_deep
     return data
 
 

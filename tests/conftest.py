@@ -22,7 +22,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_NAME = "smollm2-135m-instruct"
-ADMIN_KEY = "test-admin-key"
+ADMIN_KEY = "test-admin-key-0123456789"  # at least 16 characters (Settings)
 
 
 @pytest.fixture(scope="session")
@@ -78,8 +78,12 @@ class Gateway:
         headers = {"x-admin-key": self.admin_key}
         return httpx.request(method, f"{self.url}{path}", headers=headers, timeout=120, **kwargs)
 
+    def ready(self) -> httpx.Response:
+        """`/ready` as an operator sees it (callers without the admin key get no details)."""
+        return httpx.get(f"{self.url}/ready", headers={"x-admin-key": self.admin_key}, timeout=5)
+
     def engine_pid(self) -> int:
-        return int(httpx.get(f"{self.url}/ready", timeout=5).json()["engine"]["pid"])
+        return int(self.ready().json()["engine"]["pid"])
 
     def vllm_url(self) -> str:
         """The embedded vLLM's own URL (tests compare against it directly)."""

@@ -143,19 +143,33 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="TENANT:MODE",
         help="point this tenant's mode at the new version at once",
     )
-    publish.add_argument("--owner", help="tenant that owns the adapter (default: shared)")
+    owner = publish.add_mutually_exclusive_group()
+    owner.add_argument(
+        "--owner",
+        metavar="TENANT",
+        help="tenant that owns the adapter; no other tenant can use it (default: the --promote "
+        "tenant, since the adapter learned that tenant's data; shared without --promote)",
+    )
+    owner.add_argument(
+        "--shared",
+        action="store_true",
+        help="publish the adapter shared with every tenant, even with --promote (only for "
+        "data any tenant may see)",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_train)
 
     commands = parser.add_subparsers(dest="train_command", metavar="COMMAND", required=False)
     raft = commands.add_parser(
         "build-raft",
-        help="build RAFT training examples (question + retrieved chunks -> cited answer)",
+        help="build RAFT training examples from the tenant's own knowledge base (question + "
+        "retrieved chunks -> cited answer)",
         description=(
             "For each question/answer pair, retrieve chunks for the tenant from the knowledge "
             "base and write a chat example whose prompt carries the right chunk among "
             "distractors (sometimes none) and whose answer cites the right source with [n]. "
-            "Train on the output with `lorag train --data OUT`."
+            "The output holds the tenant's own documents: train on it with `lorag train --data "
+            "OUT --promote TENANT:MODE`, which keeps the adapter the tenant's (never --shared)."
         ),
     )
     raft.add_argument(
@@ -164,7 +178,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         metavar="QA.jsonl",
         help="JSONL with question, answer and optional source/document",
     )
-    raft.add_argument("--tenant", required=True, help="tenant whose knowledge base to search")
+    raft.add_argument(
+        "--tenant",
+        required=True,
+        help="tenant whose knowledge base to search (the output holds its documents)",
+    )
     raft.add_argument("--out", required=True, type=Path, help="output chat JSONL file")
     raft.add_argument("--top-k", type=int, default=4, help="chunks per prompt (default: 4)")
     raft.add_argument(
@@ -257,7 +275,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
 def _publisher(args: argparse.Namespace, settings: Settings, cfg: TrainConfig) -> Any:
     """Check the publish options now (before training) and return the publish step."""
     from adapters.from_settings import base_model_info, open_registry
-    from train.publish import check_publish_options, publish_run
+    from train.publish import check_publish_options, publish_owner, publish_run
 
     if not args.name:
         raise InvalidOption("--name ADAPTER is required to publish (or pass --no-publish)")
@@ -268,7 +286,10 @@ def _publisher(args: argparse.Namespace, settings: Settings, cfg: TrainConfig) -
             param="rank",
         )
     registry = open_registry(settings)
-    check_publish_options(registry, args.name, args.promote)
+    owner = publish_owner(promote=args.promote, owner=args.owner, shared=args.shared)
+    check_publish_options(registry, args.name, args.promote, owner=owner)
+    if owner is not None and args.owner is None:
+        print(f"the adapter will be owned by tenant {owner} (--shared to share it)")
     base = base_model_info(settings)
 
     def publish(run_dir: Path) -> Any:
@@ -280,7 +301,7 @@ def _publisher(args: argparse.Namespace, settings: Settings, cfg: TrainConfig) -
             name=args.name,
             promote=args.promote,
             force=args.force,
-            owner=args.owner,
+            owner=owner,
         )
 
     return publish

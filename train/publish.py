@@ -20,7 +20,13 @@ from adapters.names import check_adapter_name, check_mode_name, check_tenant_id
 from train.errors import GateFailed, InvalidOption, RunNotFound
 from train.run_card import update_run_card
 
-__all__ = ["PublishResult", "check_publish_options", "parse_promote", "publish_run"]
+__all__ = [
+    "PublishResult",
+    "check_publish_options",
+    "parse_promote",
+    "publish_owner",
+    "publish_run",
+]
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,53 @@ def parse_promote(text: str) -> tuple[str, str]:
     return check_tenant_id(tenant, param="promote"), check_mode_name(mode, param="promote")
 
 
-def check_publish_options(registry: Registry, name: str, promote: str | None) -> None:
-    """Fail fast (before any training) on a bad adapter name or an unknown promote tenant."""
+def publish_owner(*, promote: str | None, owner: str | None, shared: bool) -> str | None:
+    """Who owns the published adapter (`lorag train`): None = shared with every tenant.
+
+    An adapter trained to be promoted to tenant T was trained on T's data: it is T's unless
+    `--shared` says otherwise, so no other tenant can be bound to it. `--owner` names the
+    owner explicitly; it must be the promote tenant (another tenant's adapter could not
+    serve T's mode anyway). Without `--promote` or `--owner` the adapter is shared, as an
+    imported one is.
+    """
+    if shared and owner is not None:
+        raise InvalidOption("--shared and --owner contradict each other: give one", param="owner")
+    if shared:
+        return None
+    promoted_to = parse_promote(promote)[0] if promote is not None else None
+    if owner is not None:
+        check_tenant_id(owner, param="owner")
+        if promoted_to is not None and owner != promoted_to:
+            raise InvalidOption(
+                f"--owner {owner} with --promote {promote}: tenant {promoted_to} cannot use an "
+                f"adapter owned by {owner}",
+                param="owner",
+            )
+        return owner
+    return promoted_to
+
+
+def check_publish_options(
+    registry: Registry, name: str, promote: str | None, *, owner: str | None = None
+) -> None:
+    """Fail fast (before any training) on a bad adapter name, an unknown promote tenant or
+    owner, or an owner other than the one of the adapter's earlier versions."""
     check_adapter_name(name)
     if promote is not None:
         tenant, _ = parse_promote(promote)
         registry.get_tenant(tenant)  # NotFound (404) if absent
+    if owner is not None:
+        registry.get_tenant(check_tenant_id(owner, param="owner"))
+    earlier = {version.owner for version in registry.list_adapters(name)}
+    if earlier and earlier != {owner}:
+        current = next(iter(earlier))
+        who = f"tenant {current}" if current else "nobody (shared)"
+        fix = f"--owner {current}" if current else "--shared"
+        raise InvalidOption(
+            f"adapter {name!r} is owned by {who}: its new versions must have the same owner "
+            f"({fix}, or another --name)",
+            param="owner",
+        )
 
 
 def read_gate(run_dir: Path) -> dict[str, Any]:
@@ -68,7 +115,7 @@ def publish_run(
     adapter_dir = run_dir / "adapter"
     if not (adapter_dir / "adapter_model.safetensors").is_file():
         raise RunNotFound(f"{run_dir} has no finished adapter", param="run_dir")
-    check_publish_options(registry, name, promote)
+    check_publish_options(registry, name, promote, owner=owner)
     gate = read_gate(run_dir)
     if not gate["passed"] and not force:
         reasons = "\n".join(f"  - {failure}" for failure in gate["failures"])

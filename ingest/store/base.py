@@ -78,6 +78,12 @@ class Store(ABC):
             with self._write_lock:
                 self._delete(conditions, [])
 
+    def delete_tenant(self, tenant: str) -> None:
+        """Delete every point of the tenant (the tenant itself is being deleted)."""
+        conditions = self._scope(tenant, None)
+        with self._write_lock:
+            self._delete(conditions, [])
+
     def set_payload(self, tenant: str, doc_id: str, values: Mapping[str, Any]) -> None:
         """Set payload fields on every point of one document of the tenant."""
         if _PROTECTED_FIELDS & set(values):

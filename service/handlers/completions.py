@@ -225,6 +225,7 @@ class CompletionsHandler:
             url = self.engine.pick_url()
             body = dict(prepared.body, _endpoint=prepared.endpoint)
             release: Callable[[], None] = _nothing
+            sent = False
             try:
                 if target.adapter is None:
                     body["model"] = self.router.base_name
@@ -232,9 +233,10 @@ class CompletionsHandler:
                     served = await self.lora.acquire(url, target.adapter)
                     release = functools.partial(self.lora.release, url, served)
                     body["model"] = served
-                return await send(url, body, headers), release
+                result = await send(url, body, headers)
+                sent = True
+                return result, release
             except UpstreamError as exc:
-                release()
                 if exc.status == 404 and target.adapter is not None and attempt == 1:
                     self.lora.forget(url, target.adapter.served_name)
                     continue
@@ -243,9 +245,11 @@ class CompletionsHandler:
                     raise ServerError(f"the engine lost model `{target.requested}`") from exc
                 raise
             except ServerError as exc:
-                release()
                 self._observe(prepared, exc.status)
                 raise
+            finally:
+                if not sent:  # any failure, a cancelled request included: the adapter is free
+                    release()
         raise AssertionError("unreachable")
 
     def _observe(self, prepared: Prepared, status: int) -> None:

@@ -7,6 +7,7 @@ the mode points at it, so new requests use it at once and running ones finish on
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,11 @@ from fastapi import APIRouter, Depends, Request
 
 from adapters.names import parse_ref
 from service.auth import require_admin
-from service.errors import EngineUnavailable
+from service.errors import EngineUnavailable, StoreUnavailable
 from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
 from service.retrieval import normalized
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
@@ -85,8 +88,22 @@ async def show_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/tenants/{tenant_id}")
 async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
-    _state(request).registry.delete_tenant(tenant_id)
-    return {"deleted": tenant_id}
+    """Delete the tenant (its key stops working at once), then everything its knowledge base
+    holds: documents, chunks and ingest jobs, so a tenant created later with the same id
+    starts empty."""
+    state = _state(request)
+    state.registry.delete_tenant(tenant_id)  # NotFound / Conflict: nothing is deleted
+    try:
+        knowledge = await state.knowledge()
+        chunks = await asyncio.to_thread(knowledge.purge_tenant, tenant_id)
+    except Exception as exc:
+        log.error("tenant %s deleted, its knowledge not purged: %s", tenant_id, exc)
+        raise StoreUnavailable(
+            f"tenant {tenant_id!r} is deleted, but its knowledge could not be removed (the "
+            "knowledge base is unavailable): once it is back, create the tenant again and "
+            "delete it again"
+        ) from exc
+    return {"deleted": tenant_id, "chunks_deleted": chunks}
 
 
 @router.post("/tenants/{tenant_id}/rotate-key")

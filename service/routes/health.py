@@ -1,12 +1,18 @@
-"""`/health` (the process answers), `/ready` (the engine answers), `/metrics`."""
+"""`/health` (the process answers), `/ready` (the engine answers), `/metrics`.
+
+`/health` and `/ready` stay open (load balancers probe them), but `/ready` shows its details
+(engine pid, URLs, restarts, last error, hardware) only to callers with the admin key. With
+`LORAG_REQUIRE_API_KEY=true`, `/metrics` needs the admin key (Prometheus sends it as a bearer
+token: `authorization: {credentials: ...}` in its scrape config).
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
 from lorag.hardware import detect_cpu
-from service.auth import is_admin
+from service.auth import is_admin, require_admin_if_keys_required
 
 router = APIRouter()
 
@@ -20,19 +26,20 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     state = request.app.state.lorag
     engine = state.engine
-    checks: dict[str, object] = {"engine": engine.describe()}
-    if is_admin(request):  # what an operator checks; nobody else needs the machine's details
-        checks["hardware"] = {
-            "cpu": detect_cpu().describe(),
-            "engine_dtype": engine.precision.to_json() if engine.precision else None,
-        }
     ok = bool(engine.urls)
     for url in engine.urls:
         ok = ok and await state.upstream.healthy(f"{url}/health")
-    return JSONResponse({"ready": ok, **checks}, status_code=200 if ok else 503)
+    body: dict[str, object] = {"ready": ok}
+    if is_admin(request):  # what an operator checks; nobody else needs the machine's details
+        body["engine"] = engine.describe()
+        body["hardware"] = {
+            "cpu": detect_cpu().describe(),
+            "engine_dtype": engine.precision.to_json() if engine.precision else None,
+        }
+    return JSONResponse(body, status_code=200 if ok else 503)
 
 
-@router.get("/metrics")
+@router.get("/metrics", dependencies=[Depends(require_admin_if_keys_required)])
 async def metrics(request: Request) -> Response:
     registry = request.app.state.lorag.metrics
     return Response(registry.render(), media_type=registry.content_type)

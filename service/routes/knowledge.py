@@ -7,21 +7,25 @@ running server holds the embedded store).
 from __future__ import annotations
 
 import asyncio
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
+from starlette.datastructures import FormData, UploadFile
 
 from adapters.models import Tenant
 from ingest.models import Block, SourceDocument
-from ingest.uploads import documents_from_upload
+from ingest.uploads import documents_from_saved, save_upload
 from service.auth import require_admin, require_tenant
 from service.errors import InvalidRequest
 from service.protocol.knowledge import DocumentIn, IngestRequest, SearchRequest
 from service.validation import parse_body
 
 router = APIRouter()
-_MAX_UPLOAD_BYTES = 64 * 1024 * 1024
+_MAX_FIELD_BYTES = 64 * 1024
+"""Largest non-file form field (doc_id); files are capped per file by `save_upload`."""
 
 
 async def _knowledge(request: Request) -> Any:
@@ -31,24 +35,34 @@ async def _knowledge(request: Request) -> Any:
 async def _documents_from_request(request: Request) -> tuple[list[SourceDocument], str | None]:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        form = await request.form(max_part_size=_MAX_UPLOAD_BYTES)
-        uploads = [v for k, v in form.multi_items() if k == "file" and hasattr(v, "read")]
-        if not uploads:
-            raise InvalidRequest("send one or more files in the form field 'file'", param="file")
-        doc_id = form.get("doc_id")
-        if doc_id is not None and len(uploads) > 1:
-            raise InvalidRequest("doc_id can only name a single uploaded file", param="doc_id")
-        documents: list[SourceDocument] = []
-        for upload in uploads:
-            data = await upload.read()
-            documents += await asyncio.to_thread(
-                documents_from_upload, upload.filename or "upload.txt", data,
-                doc_id=str(doc_id) if doc_id else None,
-            )  # fmt: skip
-        return documents, None
+        form = await request.form(max_part_size=_MAX_FIELD_BYTES)
+        try:
+            return await _documents_from_form(form), None
+        finally:
+            await form.close()
     body = parse_body(IngestRequest, await request.body())
     documents = [_source_document(doc) for doc in body.documents]
     return documents, body.sync_scope
+
+
+async def _documents_from_form(form: FormData) -> list[SourceDocument]:
+    """The uploaded files' documents. Starlette spools each file to disk; each is copied to
+    a private folder piece by piece (stopping past the per-file cap), then loaded there."""
+    uploads = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
+    if not uploads:
+        raise InvalidRequest("send one or more files in the form field 'file'", param="file")
+    raw_id = form.get("doc_id")
+    doc_id = str(raw_id) if raw_id else None
+    if doc_id is not None and len(uploads) > 1:
+        raise InvalidRequest("doc_id can only name a single uploaded file", param="doc_id")
+    documents: list[SourceDocument] = []
+    with tempfile.TemporaryDirectory(prefix="lorag-upload-") as folder:
+        for upload in uploads:
+            name = upload.filename or "upload.txt"
+            saved = await asyncio.to_thread(save_upload, name, upload.file, Path(folder))
+            documents += await asyncio.to_thread(documents_from_saved, saved, doc_id=doc_id)
+            saved.path.unlink()
+    return documents
 
 
 def _source_document(doc: DocumentIn) -> SourceDocument:

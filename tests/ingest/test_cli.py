@@ -13,9 +13,11 @@ import pytest
 
 from ingest import cli, knowledge
 from ingest.embedding import Embedder
-from ingest.errors import StoreLocked
-from ingest.models import ProgressEvent
+from ingest.errors import StoreLocked, TenantNotFound
+from ingest.models import ProgressEvent, SourceDocument
 from ingest.progress import IngestProgressBar
+from service.cli import main
+from service.settings import Settings
 from tests.ingest.conftest import kb_settings
 from tests.ingest.sample_files import write_corpus
 
@@ -37,8 +39,16 @@ def run(parser: argparse.ArgumentParser, settings, *argv: str) -> int:
     return args.handler(args, settings)
 
 
+def with_tenant(settings: Settings, tenant: str = "acme") -> Settings:
+    """`settings` whose registry holds `tenant` (ingest refuses unknown tenants)."""
+    from adapters.from_settings import open_registry
+
+    open_registry(settings).create_tenant(tenant)
+    return settings
+
+
 def test_ingest_prints_a_summary_and_exits_by_outcome(parser, tmp_path: Path, capsys) -> None:
-    settings = kb_settings(tmp_path / "data")
+    settings = with_tenant(kb_settings(tmp_path / "data"))
     folder = write_corpus(tmp_path / "corpus")
     assert run(parser, settings, "ingest", str(folder), "--tenant", "acme", "--no-progress") == 0
     out = capsys.readouterr().out
@@ -69,7 +79,7 @@ def test_progress_bar_shows_documents_chunks_and_rate() -> None:
 
 
 def test_ingest_into_a_locked_folder_fails_fast_and_clearly(open_kb, parser, tmp_path: Path):
-    settings = kb_settings(tmp_path / "data")
+    settings = with_tenant(kb_settings(tmp_path / "data"))
     open_kb("edge", data_dir=tmp_path / "data")  # holds the folder
     started = time.perf_counter()
     with pytest.raises(StoreLocked) as raised:
@@ -77,6 +87,41 @@ def test_ingest_into_a_locked_folder_fails_fast_and_clearly(open_kb, parser, tmp
     assert time.perf_counter() - started < 10
     assert raised.value.status == 409
     assert "in use by another process" in raised.value.message
+
+
+def test_ingest_refuses_an_unknown_tenant(parser, tmp_path: Path) -> None:
+    settings = kb_settings(tmp_path / "data")
+    with pytest.raises(TenantNotFound) as refused:
+        run(parser, settings, "ingest", str(tmp_path), "--tenant", "ghost", "--no-progress")
+    assert refused.value.status == 404 and refused.value.param == "tenant"
+    assert "tenant 'ghost' not found" in refused.value.message
+    assert "lorag tenants create ghost" in refused.value.message
+    assert not settings.knowledge_dir.exists()  # nothing was opened or written
+
+
+def test_deleting_a_tenant_on_the_command_line_purges_its_knowledge(
+    embedder: Embedder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    monkeypatch.setattr(knowledge, "Embedder", lambda *args, **kwargs: embedder)
+    monkeypatch.setenv("LORAG_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("LORAG_ADMIN_KEY", raising=False)
+    settings = kb_settings(tmp_path / "data")
+    folder = write_corpus(tmp_path / "corpus")
+    assert main(["tenants", "create", "acme"]) == 0
+    assert main(["ingest", str(folder), "--tenant", "acme", "--no-progress"]) == 0
+    with knowledge.open_knowledge_base(settings, embedder=embedder) as kb:
+        job = kb.jobs.submit("acme", [SourceDocument("note.md", "A note about the VPN.")])
+        kb.jobs.wait("acme", job.id, timeout=60)
+        assert len(kb.list_documents("acme")) == 10
+    capsys.readouterr()
+
+    assert main(["tenants", "delete", "acme"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == "deleted tenant acme"
+    assert main(["tenants", "create", "acme"]) == 0
+    with knowledge.open_knowledge_base(settings, embedder=embedder) as kb:
+        assert kb.list_documents("acme") == []
+        assert kb.search("acme", "how do I reset the VPN?") == []
+        assert kb.jobs.list("acme") == []
 
 
 def test_eval_retrieval_prints_sane_numbers(parser, capsys) -> None:

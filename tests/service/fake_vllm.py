@@ -362,7 +362,7 @@ def running_fake(base_name: str) -> Iterator[FakeVLLM]:
 
 
 # --- the gateway in-process, against the fake ----------------------------------------------
-ADMIN_KEY = "fast-admin-key"
+ADMIN_KEY = "fast-tests-admin-key-0123456789"
 KNOWLEDGE_OFF = {"qdrant_collection": "knowledge-off!"}
 """Settings that make the knowledge base fail to open at once (an invalid collection name), so
 apps that do not test retrieval skip loading the embedding model in their lifespan."""

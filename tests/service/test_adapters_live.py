@@ -233,7 +233,7 @@ def test_engine_killed_then_503_then_restarted_with_its_adapters(gw: Gateway, wo
     before = chat(gw, world.acme_key, "support")
     base_before = chat(gw, "none", gw.base_name)
     pid = gw.engine_pid()
-    restarts = httpx.get(f"{gw.url}/ready").json()["engine"]["restarts"]
+    restarts = gw.ready().json()["engine"]["restarts"]
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     status = None
@@ -251,7 +251,7 @@ def test_engine_killed_then_503_then_restarted_with_its_adapters(gw: Gateway, wo
     assert httpx.get(f"{gw.url}/health").status_code == 200
     gw.wait_ready(timeout_s=300)
     assert gw.engine_pid() != pid
-    assert httpx.get(f"{gw.url}/ready").json()["engine"]["restarts"] == restarts + 1
+    assert gw.ready().json()["engine"]["restarts"] == restarts + 1
     assert chat(gw, "none", gw.base_name) == base_before
     assert chat(gw, world.acme_key, "support") == before
 
