@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.base_model import BaseModelInfo
 from adapters.registry import Registry
+from ingest.errors import StoreLocked
 from service.base_model import resolve_base_model, served_model_name
 from service.engine import Engine, build_engine
 from service.errors import StoreUnavailable, envelope, package_error_bases, to_envelope
@@ -80,8 +81,13 @@ class AppState:
             return await asyncio.shield(self._knowledge)
         except Exception as exc:
             self._knowledge = None  # the next request tries again
-            message = getattr(exc, "message", None) or str(exc)
-            raise StoreUnavailable(f"the knowledge base is unavailable: {message}") from exc
+            # the cause names the server's folders: it goes to the operator's log, not callers
+            log.warning("knowledge base unavailable: %s", getattr(exc, "message", None) or exc)
+            held = isinstance(exc, StoreLocked)
+            reason = "it is held by another process" if held else "it could not be opened"
+            raise StoreUnavailable(
+                f"the knowledge base is unavailable ({reason}); retry shortly"
+            ) from exc
 
     async def close_knowledge(self) -> None:
         task, self._knowledge = self._knowledge, None
@@ -125,6 +131,10 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         description="OpenAI-compatible gateway with per-tenant LoRA adapters and retrieval.",
         version="0.1.0",
         lifespan=lifespan,
+        # closed to anonymous callers: no interactive docs or schema either
+        docs_url=None if settings.require_api_key else "/docs",
+        redoc_url=None if settings.require_api_key else "/redoc",
+        openapi_url=None if settings.require_api_key else "/openapi.json",
     )
     app.state.lorag = state
     app.add_middleware(

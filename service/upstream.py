@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import aiohttp
 
 from service.errors import EngineUnavailable, LoragError, UpstreamTimeout
+
+log = logging.getLogger(__name__)
 
 _JSON = {"content-type": "application/json"}
 
@@ -45,9 +48,11 @@ def mapped_transport_errors() -> Iterator[None]:
     try:
         yield
     except TimeoutError as exc:
-        raise UpstreamTimeout(f"the model engine did not answer in time ({exc!r})") from exc
+        raise UpstreamTimeout("the model engine did not answer in time") from exc
     except aiohttp.ClientError as exc:
-        raise EngineUnavailable(f"the model engine is unreachable ({exc!r})") from exc
+        # the cause names the engine's internal address: for the operator's log, not callers
+        log.warning("model engine unreachable: %r", exc)
+        raise EngineUnavailable("the model engine is unreachable; retry shortly") from exc
 
 
 class Upstream:

@@ -174,11 +174,6 @@ async def test_unreachable_engine_is_503(tmp_path: Path, base_model_dir: Path) -
     assert health.status_code == 200
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/upstream.py mapped_transport_errors puts repr(aiohttp error) into the "
-    "client-facing message, which names the engine's internal host:port",
-)
 async def test_unreachable_engine_message_hides_the_engine_address(
     tmp_path: Path, base_model_dir: Path
 ) -> None:
@@ -252,11 +247,6 @@ async def test_store_down_answers_without_context_or_fails_as_the_mode_says(
     assert len(fake.requests(CHAT)) == 1  # the strict mode never reached the engine
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="service/app.py AppState.knowledge copies ingest's StoreLocked message, which "
-    "names the server's knowledge folder, into what tenants receive",
-)
 async def test_store_down_messages_hide_server_paths(store_locked: Any) -> None:
     answers = await ask_while_store_down(store_locked)
     messages = [

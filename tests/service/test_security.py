@@ -174,3 +174,10 @@ def test_deleting_a_tenant_with_a_queued_job_drops_the_job(live: TestClient) -> 
     assert kb.list_documents("acme") == []
     assert kb.jobs.list("acme") == []
     assert all(job.tenant == "acme" for job in jobs)
+
+
+def test_interactive_docs_are_off_when_api_keys_are_required(tmp_path: Path) -> None:
+    closed = make_app(tmp_path, admin_key=ADMIN_KEY, require_api_key=True)
+    for path in ("/docs", "/redoc", "/openapi.json"):
+        assert call(closed, "GET", path).status_code == 404
+    assert call(make_app(tmp_path / "open"), "GET", "/openapi.json").status_code == 200
