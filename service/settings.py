@@ -150,26 +150,37 @@ class Settings(BaseSettings):
         return self.data_dir / "runs"
 
 
+def _is_secret(field: str) -> bool:
+    """Whether a settings field holds a secret (unknown fields count as secret)."""
+    info = Settings.model_fields.get(field)
+    return info is None or SecretStr in (info.annotation, *get_args(info.annotation))
+
+
+SECRET_VARIABLES = frozenset(
+    f"LORAG_{name.upper()}" for name in Settings.model_fields if _is_secret(name)
+)
+"""The environment variables that hold secrets (the admin key, the Qdrant API key)."""
+
+
 def settings_error_lines(error: ValidationError) -> list[str]:
     """One line per problem, naming the variable; a secret's value is never shown."""
     lines = []
     for problem in error.errors(include_url=False):
         field = ".".join(str(part) for part in problem["loc"])
         line = f"{'LORAG_' + field.upper() if field else 'settings'}: {problem['msg']}"
-        info = Settings.model_fields.get(field)
-        secret = info is None or SecretStr in (info.annotation, *get_args(info.annotation))
-        if not secret and "input" in problem:
+        if not _is_secret(field) and "input" in problem:
             line += f" (got {problem['input']!r})"
         lines.append(line)
     return lines
 
 
 def child_environment(extra: dict[str, str]) -> dict[str, str]:
-    """The environment for a child process (vLLM): ours plus `extra`.
+    """The environment for a child process (vLLM): ours without lorag's secrets, plus `extra`.
 
     The one place besides `Settings` that touches the process environment: children must
-    inherit PATH, HOME and the like.
+    inherit PATH, HOME and the like, but never the admin or Qdrant keys.
     """
     import os
 
-    return {**os.environ, **extra}
+    inherited = {k: v for k, v in os.environ.items() if k.upper() not in SECRET_VARIABLES}
+    return {**inherited, **extra}

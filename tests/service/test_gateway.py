@@ -222,3 +222,10 @@ def test_ready_shows_the_engine_dtype_and_its_reason_to_admins_only(gw: Gateway)
     args = Path(f"/proc/{gw.engine_pid()}/cmdline").read_bytes().split(b"\0")
     assert args[args.index(b"--dtype") + 1] == b"float32"
     assert "engine dtype: float32 (asked for)" in gw.log_path.read_text()
+
+
+def test_the_engine_inherits_no_secret(gw: Gateway) -> None:
+    environ = Path(f"/proc/{gw.engine_pid()}/environ").read_bytes().split(b"\0")
+    assert f"LORAG_DATA_DIR={gw.data_dir}".encode() in environ  # what it may inherit, it does
+    assert not any(entry.startswith(b"LORAG_ADMIN_KEY=") for entry in environ)
+    assert gw.admin_key.encode() not in b"\0".join(environ)

@@ -181,3 +181,14 @@ def test_interactive_docs_are_off_when_api_keys_are_required(tmp_path: Path) -> 
     for path in ("/docs", "/redoc", "/openapi.json"):
         assert call(closed, "GET", path).status_code == 404
     assert call(make_app(tmp_path / "open"), "GET", "/openapi.json").status_code == 200
+
+
+def test_child_processes_get_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    from service.settings import child_environment
+
+    monkeypatch.setenv("LORAG_ADMIN_KEY", ADMIN_KEY)
+    monkeypatch.setenv("LORAG_QDRANT_API_KEY", "qdrant-secret")
+    monkeypatch.setenv("LORAG_DATA_DIR", "/data")
+    env = child_environment({"EXTRA": "1"})
+    assert "LORAG_ADMIN_KEY" not in env and "LORAG_QDRANT_API_KEY" not in env
+    assert env["LORAG_DATA_DIR"] == "/data" and env["EXTRA"] == "1" and "PATH" in env
