@@ -18,7 +18,7 @@ sys.path.insert(0, str(REPO))
 
 from service.base_model import prepare_bundled_model  # noqa: E402
 from service.engine import resolve_engine_dtype  # noqa: E402
-from service.engine.embedded import QUIET_IDLE_ENVIRONMENT  # noqa: E402
+from service.engine.embedded import quiet_cpu_environment  # noqa: E402
 from service.settings import BUNDLED_MODEL_NAME, Settings  # noqa: E402
 
 
@@ -50,9 +50,14 @@ def start_vllm(
     model_dir = prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
     port = free_port()
     dtype = resolve_engine_dtype(dtype).value
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
-           "VLLM_CPU_KVCACHE_SPACE": "1", **(QUIET_IDLE_ENVIRONMENT if quiet else {}),
-           **(extra_env or {})}  # fmt: skip
+    env = {
+        **(quiet_cpu_environment(os.cpu_count()) if quiet else {}),
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
+        "VLLM_CPU_KVCACHE_SPACE": "1",
+        **(extra_env or {}),
+    }
     log = open(Path(tempfile.gettempdir()) / f"bench-vllm-{port}.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -82,4 +83,6 @@ def test_the_embedded_engine_starts_vllm_with_the_dtype_chosen_here(tmp_path: Pa
     assert engine.precision == expected
     command = engine._command(port=1234)
     assert command[command.index("--dtype") + 1] == expected.value
-    assert engine._environment()["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # a quiet idle engine
+    environment = engine._environment()
+    assert environment["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # a quiet idle engine...
+    assert environment["OMP_NUM_THREADS"] == str(max(1, (os.cpu_count() or 1) - 1))  # ...fast

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 
 from lorag.hardware import Precision, detect_cpu, engine_dtype
 from service.base_model import resolve_base_model, served_model_name
 from service.engine.base import Engine
-from service.engine.embedded import EmbeddedEngine, EmbeddedEngineConfig
+from service.engine.embedded import EmbeddedEngine, EmbeddedEngineConfig, quiet_cpu_environment
 from service.engine.remote import RemoteEngine
 from service.settings import Settings, child_environment
 
@@ -42,6 +43,7 @@ def build_engine(settings: Settings) -> Engine:
     if settings.engine == "remote":
         return RemoteEngine(settings.vllm_urls)
     dtype = resolve_engine_dtype(settings.vllm_dtype)
+    quiet = quiet_cpu_environment(os.cpu_count()) if vllm_is_cpu_build() else {}
     log.info("engine dtype: %s", dtype)
     config = EmbeddedEngineConfig(
         model=resolve_base_model(settings),
@@ -55,6 +57,7 @@ def build_engine(settings: Settings) -> Engine:
         kv_cache_gib=settings.vllm_kv_cache_gib,
         start_timeout_s=settings.vllm_start_timeout_s,
         extra_args=list(settings.vllm_extra_args),
-        environment=child_environment({}),
+        # the quiet-idle defaults first: the operator's own environment wins
+        environment={**quiet, **child_environment({})},
     )
     return EmbeddedEngine(config, precision=dtype)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
 from train.examples import Example
-from train.gate import GateThresholds, normalize_answer, run_gate
+from train.gate import GateThresholds, direct_base_answers, normalize_answer, run_gate
 from train.model_setup import load_adapter, load_base
 from train.pipeline import JobResult
 from train.prompt_sets import PromptItem
@@ -28,7 +30,18 @@ def test_short_answers_keywords_and_thresholds(mixed_run: JobResult, base_model:
         PromptItem("Name a planet with rings.", ("Saturn",)),
     ]
     strict = GateThresholds(min_val_loss_gain=100.0, max_nll_rise=-100.0)
-    report = run_gate(model, tokenizer, validation=validation, control=control, thresholds=strict)
+    direct = direct_base_answers(model, tokenizer)
+    made: dict[str, list] = {}
+
+    def base_answers(kind: str, prompts: list, max_new_tokens: int) -> list:
+        """The base's answers, generated once for both gates below (as the pipeline caches)."""
+        key = json.dumps([kind, prompts, max_new_tokens])
+        if key not in made:
+            made[key] = direct(kind, prompts, max_new_tokens)
+        return made[key]
+
+    common = {"validation": validation, "control": control, "base_answers": base_answers}
+    report = run_gate(model, tokenizer, thresholds=strict, **common)
 
     short = report.held_out["short_answers"]
     assert short["count"] == 3  # all three references have <= 12 words
@@ -45,7 +58,7 @@ def test_short_answers_keywords_and_thresholds(mixed_run: JobResult, base_model:
     assert any(f.startswith("control NLL") for f in report.failures)
 
     lenient = GateThresholds(max_nll_rise=100.0, max_match_drop=1.0, min_val_loss_gain=-100.0)
-    report = run_gate(model, tokenizer, validation=validation, control=control, thresholds=lenient)
+    report = run_gate(model, tokenizer, thresholds=lenient, **common)
     assert report.passed, report.failures
 
 
