@@ -80,6 +80,14 @@ class Settings(BaseSettings):
     )
     chunk_tokens: int = 200
     chunk_overlap: int = 40
+    ingest_queued_jobs_per_tenant: int = Field(
+        16,
+        ge=1,
+        description="Ingest jobs a tenant may have queued (not yet running); more: 429.",
+    )
+    ingest_jobs_kept_per_tenant: int = Field(
+        100, ge=1, description="Finished ingest job records kept per tenant (the newest)."
+    )
 
     # --- limits ------------------------------------------------------------------------
     max_request_bytes: int = Field(
