@@ -68,6 +68,22 @@ class Settings(BaseSettings):
     vllm_kv_cache_gib: int = Field(1, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
     vllm_start_timeout_s: float = 300.0
     vllm_extra_args: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    vllm_probe_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the gateway probes each running vLLM server's /health (embedded: "
+        "a hung engine is killed and restarted; remote: a server down is re-probed and used "
+        "again once it answers).",
+    )
+    vllm_probe_timeout_s: float = Field(
+        5.0, gt=0, description="A /health probe that takes longer than this has failed."
+    )
+    vllm_probe_failures: int = Field(
+        3,
+        ge=1,
+        description="Consecutive failed probes after which a server is taken as down (embedded: "
+        "killed and restarted).",
+    )
 
     # --- knowledge base ----------------------------------------------------------------
     qdrant_url: str | None = Field(

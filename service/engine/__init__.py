@@ -39,8 +39,13 @@ def resolve_engine_dtype(requested: str) -> Precision:
 
 
 def build_engine(settings: Settings) -> Engine:
+    probes = {
+        "probe_interval_s": settings.vllm_probe_interval_s,
+        "probe_timeout_s": settings.vllm_probe_timeout_s,
+        "probe_failures": settings.vllm_probe_failures,
+    }
     if settings.engine == "remote":
-        return RemoteEngine(settings.vllm_urls)
+        return RemoteEngine(settings.vllm_urls, **probes)
     dtype = resolve_engine_dtype(settings.vllm_dtype)
     log.info("engine dtype: %s", dtype)
     config = EmbeddedEngineConfig(
@@ -56,5 +61,6 @@ def build_engine(settings: Settings) -> Engine:
         start_timeout_s=settings.vllm_start_timeout_s,
         extra_args=list(settings.vllm_extra_args),
         environment=child_environment({}),
+        **probes,
     )
     return EmbeddedEngine(config, precision=dtype)
