@@ -35,6 +35,7 @@ from starlette.responses import Response
 from service.app import build_app
 from service.engine import EmbeddedEngine, EmbeddedEngineConfig, RemoteEngine, build_engine
 from service.errors import EngineUnavailable
+from service.upstream import Upstream, sse_events
 from tests.conftest import BASE_NAME
 from tests.service.fake_vllm import (
     FakeVLLM,
@@ -198,6 +199,39 @@ async def test_every_server_down_is_503_at_once(tmp_path: Path, base_model_dir: 
         assert error["code"] == "engine_unavailable"
         assert "127.0.0.1" not in error["message"]
     assert took < 1.0
+
+
+# --- a stream whose engine dies --------------------------------------------------------------
+async def test_events_that_arrived_before_the_engine_died_are_still_relayed() -> None:
+    """Everything, the broken connection included, is in before the relay reads: aiohttp
+    raises the break before handing out the data it holds; none of it may be lost."""
+    events = [b'data: {"n":%d}' % number for number in range(3)]
+    chunked = b"".join(b"%x\r\n%s\n\n\r\n" % (len(e) + 2, e) for e in events)
+
+    async def dying_engine(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n"
+        writer.write(head + b"transfer-encoding: chunked\r\n\r\n" + chunked)
+        await writer.drain()
+        writer.close()  # no last chunk: it died mid-stream
+
+    server = await asyncio.start_server(dying_engine, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    upstream = Upstream(10)
+    got: list[bytes] = []
+    try:
+        response = await upstream.open_stream(f"http://127.0.0.1:{port}/v1/completions", {}, {})
+        await asyncio.sleep(0.3)
+        with pytest.raises(EngineUnavailable) as caught:
+            async for event in sse_events(response):
+                got.append(event)
+        response.close()
+    finally:
+        await upstream.close()
+        server.close()
+        await server.wait_closed()
+    assert got == events
+    assert "127.0.0.1" not in caught.value.message
 
 
 # --- a non-streaming client that leaves ----------------------------------------------------
