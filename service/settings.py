@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         False, description="Refuse requests without a tenant key (else: base model only)."
     )
     log_level: str = "info"
+    registry_busy_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long a request waits for the registry's write lock held by another "
+        "process (a CLI command) before it is answered 503; the CLI waits 30 s.",
+    )
 
     # --- engine (vLLM) ---------------------------------------------------------------------
     engine: Literal["embedded", "remote"] = "embedded"

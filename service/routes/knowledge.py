@@ -135,7 +135,7 @@ async def search(
 
 @router.post("/admin/knowledge/{tenant_id}/documents", dependencies=[Depends(require_admin)])
 async def admin_ingest(tenant_id: str, request: Request) -> JSONResponse:
-    request.app.state.lorag.registry.get_tenant(tenant_id)
+    await asyncio.to_thread(request.app.state.lorag.registry.get_tenant, tenant_id)
     return await _submit(request, tenant_id)
 
 
