@@ -199,9 +199,14 @@ class Retriever:
         knowledge = await self.knowledge()
         try:
             return await asyncio.to_thread(
-                knowledge.search, tenant, query, top_k=settings.top_k, mode=settings.search,
-                filter=settings.filter, score_threshold=settings.score_threshold,
-            )  # fmt: skip
+                knowledge.search,
+                tenant,
+                query,
+                top_k=settings.top_k,
+                mode=settings.search,
+                filter=settings.filter,
+                score_threshold=settings.score_threshold,
+            )
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"the knowledge base does not answer: {exc}") from exc
 
@@ -222,8 +227,9 @@ class Retriever:
         except StoreUnavailable as exc:
             if settings.on_store_error == "fail":
                 raise
-            return Augmented(messages, settings, query, "store_unavailable", [],
-                             message=exc.message)  # fmt: skip
+            return Augmented(
+                messages, settings, query, "store_unavailable", [], message=exc.message
+            )
         hits = _dedupe([*(previous or []), *hits])[: settings.top_k]
         if not hits:
             return Augmented(messages, settings, query, "no_results", [])
@@ -231,11 +237,15 @@ class Retriever:
         tokenizer = await asyncio.to_thread(self.tokenizer)
         assembled: Assembled = await asyncio.to_thread(
             functools.partial(
-                with_context, messages, hits, tokenizer=tokenizer,
-                template_version=settings.template, instructions=settings.instructions,
+                with_context,
+                messages,
+                hits,
+                tokenizer=tokenizer,
+                template_version=settings.template,
+                instructions=settings.instructions,
                 budget_tokens=self.max_model_len - reserve,
             )
-        )  # fmt: skip
+        )
         return Augmented(
             assembled.messages, settings, query, "ok", assembled.kept, assembled.dropped
         )

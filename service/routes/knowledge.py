@@ -127,9 +127,14 @@ async def search(
 ) -> Any:
     knowledge = await _knowledge(request)
     hits = await asyncio.to_thread(
-        knowledge.search, tenant.id, body.query, top_k=body.top_k, mode=body.mode,
-        filter=body.filter, score_threshold=body.score_threshold,
-    )  # fmt: skip
+        knowledge.search,
+        tenant.id,
+        body.query,
+        top_k=body.top_k,
+        mode=body.mode,
+        filter=body.filter,
+        score_threshold=body.score_threshold,
+    )
     return {"object": "list", "data": [hit.to_dict() for hit in hits]}
 
 
