@@ -8,6 +8,7 @@
     ├── NotFound                 404  adapter version, tenant, mode or stored artifact
     ├── Conflict                 409  already exists, or still in use
     └── RegistryError            500  the registry database or store is broken
+        ├── RegistryBusy         503  another process holds the registry's write lock
         └── BaseModelUnavailable 500  the base model's folder cannot be read
 
 Every class has `status` (HTTP status) and `code`; instances carry `message` and `param`.
@@ -24,6 +25,7 @@ __all__ = [
     "InvalidInput",
     "InvalidName",
     "NotFound",
+    "RegistryBusy",
     "RegistryError",
 ]
 
@@ -64,6 +66,14 @@ class Conflict(AdapterError):
 class RegistryError(AdapterError, RuntimeError):
     status = 500
     code = "registry_error"
+
+
+class RegistryBusy(RegistryError):
+    """The registry stayed locked by another writer (a CLI command, another server) for the
+    whole busy timeout: retry shortly."""
+
+    status = 503
+    code = "registry_busy"
 
 
 class BaseModelUnavailable(RegistryError):

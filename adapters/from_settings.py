@@ -14,9 +14,16 @@ from service.settings import Settings
 __all__ = ["base_model_info", "open_registry"]
 
 
-def open_registry(settings: Settings) -> SqliteRegistry:
-    """The SQLite registry at `settings.registry_path`, storing under `settings.adapters_dir`."""
-    return SqliteRegistry(settings.registry_path, AdapterStore(settings.adapters_dir))
+def open_registry(settings: Settings, *, busy_timeout_s: float = 30.0) -> SqliteRegistry:
+    """The SQLite registry at `settings.registry_path`, storing under `settings.adapters_dir`.
+
+    `busy_timeout_s`: how long a call waits for another process's write lock before
+    `RegistryBusy` (the gateway passes `settings.registry_busy_timeout_s`, shorter)."""
+    return SqliteRegistry(
+        settings.registry_path,
+        AdapterStore(settings.adapters_dir),
+        busy_timeout_s=busy_timeout_s,
+    )
 
 
 def base_model_info(settings: Settings) -> BaseModelInfo:

@@ -10,6 +10,7 @@ processes too, and it bumps the `revision` counter others poll to notice changes
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -19,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from adapters.errors import InvalidInput, NotFound, RegistryError
+from adapters.errors import InvalidInput, NotFound, RegistryBusy, RegistryError
 from adapters.models import AdapterVersion, Mode, Tenant
 
 __all__ = [
@@ -34,6 +35,8 @@ __all__ = [
     "tenant_exists",
     "tenant_row",
 ]
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -125,13 +128,15 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self, *, write: bool) -> Iterator[sqlite3.Connection]:
-        """One transaction on this thread's connection; sqlite errors become RegistryError."""
+        """One transaction on this thread's connection; sqlite errors become RegistryError
+        (RegistryBusy when another writer held the lock for the whole busy timeout). The
+        messages name no folder: they may reach HTTP callers."""
         try:
             conn = self._thread_connection()
             conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         except sqlite3.Error as exc:
             self._drop_thread_connection()
-            raise RegistryError(f"cannot use the registry {self.path}: {exc}") from exc
+            raise self._error(exc) from exc
         try:
             yield conn
             if write:
@@ -139,10 +144,18 @@ class SqliteDatabase:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._drop_thread_connection()  # closing rolls back
-            raise RegistryError(f"registry {self.path}: {exc}") from exc
+            raise self._error(exc) from exc
         except BaseException:
             _rollback(conn)
             raise
+
+    def _error(self, exc: sqlite3.Error) -> RegistryError:
+        log.warning("registry %s: %s", self.path, exc)
+        if _is_busy(exc):
+            return RegistryBusy(
+                "the registry is busy: another process is writing to it; retry shortly"
+            )
+        return RegistryError(f"the registry database failed: {exc}")
 
     def _create_schema(self) -> None:
         try:
@@ -166,6 +179,15 @@ class SqliteDatabase:
                 conn.close()
         except sqlite3.Error as exc:
             raise RegistryError(f"cannot initialize the registry {self.path}: {exc}") from exc
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    """SQLITE_BUSY / SQLITE_LOCKED: another connection held the lock too long."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+    message = str(exc).lower()
+    return "database is locked" in message or "database is busy" in message
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -13,6 +13,7 @@
     │   ├── JobNotFound                404  no such ingest job for this tenant
     │   └── TenantNotFound             404  the registry has no such tenant (`lorag ingest`)
     ├── StoreLocked (RuntimeError)     409  another process holds the embedded store's folder
+    ├── TooManyJobs                    429  the tenant has the most ingest jobs queued already
     ├── EmbeddingModelError (RuntimeError) 500  the embedding model cannot be loaded
     ├── StoreIncompatible (RuntimeError) 500  the store was built with another vector size
     └── StoreUnavailable (ConnectionError) 503  the Qdrant server does not answer
@@ -87,6 +88,11 @@ class StoreLocked(IngestError, RuntimeError):
     code = "store_locked"
 
 
+class TooManyJobs(IngestError):
+    status = 429
+    code = "rate_limit_exceeded"
+
+
 class EmbeddingModelError(IngestError, RuntimeError):
     status = 500
     code = "embedding_model_error"
@@ -118,5 +124,6 @@ __all__ = [
     "StoreLocked",
     "StoreUnavailable",
     "TenantNotFound",
+    "TooManyJobs",
     "UnsupportedFormat",
 ]

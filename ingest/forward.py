@@ -69,9 +69,13 @@ def forward_ingest(
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
     timeout_s: float = 3600.0,
+    client: httpx.Client | None = None,
 ) -> IngestReport:
-    found = discover(paths, doc_id_prefix=doc_id_prefix, include=include, exclude=exclude,
-                     sync=sync)  # fmt: skip
+    """Send the files' documents to the gateway at `url` as one ingest job, wait for it and
+    return its report. `client` (tests: the app in-process) replaces a new HTTP client."""
+    found = discover(
+        paths, doc_id_prefix=doc_id_prefix, include=include, exclude=exclude, sync=sync
+    )
     if len(found.sync_scopes) > 1:
         raise InvalidInput(
             "--sync with several folders needs the store itself: sync one folder at a time "
@@ -81,38 +85,54 @@ def forward_ingest(
     documents, failed = [], list(found.failed)
     for pending in found.pending:
         try:
-            documents.append(_document_json(pending.load()))
+            document = _document_json(pending.load())
         except InvalidDocument as exc:
             failed.append((pending.source or pending.doc_id, exc.message))
+            continue
+        if pending.scope:  # the file's folder: a later --sync of it deletes it once gone
+            document["scope"] = pending.scope
+        documents.append(document)
     body: dict[str, Any] = {"documents": documents}
     notes: list[tuple[str, str]] = []
     if found.sync_scopes and failed:  # never delete what merely failed to parse here
         notes.append(("--sync", "not applied: some files failed"))
     elif found.sync_scopes:
         body["sync_scope"] = next(iter(found.sync_scopes))
-    headers = {"x-admin-key": admin_key}
     if not documents:
         report = IngestReport()
+    elif client is not None:
+        report = _run_job(client, url, admin_key, tenant, body, timeout_s)
     else:
-        with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
-            try:
-                answer = client.post(f"/admin/knowledge/{tenant}/documents", json=body)
-            except httpx.HTTPError as exc:
-                message = f"the running server at {url} does not answer: {exc}"
-                raise StoreUnavailable(message) from exc
-            if answer.status_code != 202:
-                message = answer.json().get("error", {}).get("message", answer.text)
-                raise InvalidInput(f"the server refused the ingest job: {message}")
-            job_id = answer.json()["id"]
-            deadline = time.monotonic() + timeout_s
-            while True:
-                job = client.get(f"/admin/knowledge/{tenant}/jobs/{job_id}").json()
-                if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
-                    break
-                time.sleep(_POLL_S)
-        if job["status"] != "succeeded" or job.get("report") is None:
-            raise StoreUnavailable(f"ingest job {job_id} ended {job['status']}: {job.get('error')}")
-        report = IngestReport.from_dict(job["report"])
+        with httpx.Client(base_url=url, timeout=300) as own:
+            report = _run_job(own, url, admin_key, tenant, body, timeout_s)
     report.failed[:0] = failed
     report.skipped[:0] = [*found.skipped, *notes]
     return report
+
+
+def _run_job(
+    client: httpx.Client,
+    url: str,
+    admin_key: str,
+    tenant: str,
+    body: dict[str, Any],
+    timeout_s: float,
+) -> IngestReport:
+    headers = {"x-admin-key": admin_key}
+    try:
+        answer = client.post(f"/admin/knowledge/{tenant}/documents", json=body, headers=headers)
+    except httpx.HTTPError as exc:
+        raise StoreUnavailable(f"the running server at {url} does not answer: {exc}") from exc
+    if answer.status_code != 202:
+        message = answer.json().get("error", {}).get("message", answer.text)
+        raise InvalidInput(f"the server refused the ingest job: {message}")
+    job_id = answer.json()["id"]
+    deadline = time.monotonic() + timeout_s
+    while True:
+        job = client.get(f"/admin/knowledge/{tenant}/jobs/{job_id}", headers=headers).json()
+        if job["status"] in ("succeeded", "failed") or time.monotonic() > deadline:
+            break
+        time.sleep(_POLL_S)
+    if job["status"] != "succeeded" or job.get("report") is None:
+        raise StoreUnavailable(f"ingest job {job_id} ended {job['status']}: {job.get('error')}")
+    return IngestReport.from_dict(job["report"])

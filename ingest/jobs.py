@@ -7,6 +7,12 @@ still shows it; a job found queued or running at start died with its process and
 marked failed ("interrupted"). A tenant sees only its own jobs: another tenant's job id is
 `JobNotFound`, the same as an unknown one. `purge(tenant)` forgets a deleted tenant's jobs:
 their records go, queued ones never run and a running one stops before its next document.
+
+Limits: a tenant has at most `max_queued` jobs queued (`TooManyJobs`, 429, beyond), and only
+its newest `keep` finished job records are kept. Faults: the worker outlives any error in a
+job (a full disk, a store error, a panic in native code): that job ends failed with the
+reason (never a path), the next one runs. A job whose record cannot be written (disk full)
+fails in memory; a job that cannot be recorded at all is refused (`StoreUnavailable`, 503).
 """
 
 from __future__ import annotations
@@ -20,12 +26,13 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ingest.errors import IngestError, InvalidInput, JobNotFound
+from ingest.errors import IngestError, InvalidInput, JobNotFound, StoreUnavailable, TooManyJobs
 from ingest.models import Job, JobStatus, SourceDocument, check_tenant
 from ingest.pipeline import utc_now
 
@@ -34,34 +41,58 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-KEEP_JOBS = 1000
-"""Job records kept on disk; the oldest finished ones beyond this are removed at start."""
+KEEP_JOBS_PER_TENANT = 100
+"""Finished job records kept per tenant; older ones are removed (default of `keep`)."""
+MAX_QUEUED_PER_TENANT = 16
+"""Jobs a tenant may have queued (not yet running) at once (default of `max_queued`)."""
 INTERRUPTED = "interrupted: the process stopped before the job finished"
 _JOB_ID = re.compile(r"^job_[0-9a-f]{32}$")
 _FINISHED = (JobStatus.SUCCEEDED, JobStatus.FAILED)
+_Item = tuple[str, list[SourceDocument], dict[str, str]]
+"""A queued job: its id, its documents, their scopes by doc id."""
 
 
 class JobRunner:
     """Runs submitted ingest jobs of a knowledge base in a background thread."""
 
-    def __init__(self, kb: KnowledgeBase, jobs_dir: Path, *, keep: int = KEEP_JOBS) -> None:
+    def __init__(
+        self,
+        kb: KnowledgeBase,
+        jobs_dir: Path,
+        *,
+        keep: int = KEEP_JOBS_PER_TENANT,
+        max_queued: int = MAX_QUEUED_PER_TENANT,
+    ) -> None:
+        if keep < 1 or max_queued < 1:
+            raise InvalidInput("keep and max_queued must be at least 1")
         self._kb = kb
         self._dir = Path(jobs_dir)
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._keep = keep
+        self._max_queued = max_queued
         self._jobs: dict[str, Job] = {}
         self._changed = threading.Condition()
-        self._queue: queue.Queue[tuple[str, list[SourceDocument]] | None] = queue.Queue()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._stop = threading.Event()
         self._running: tuple[str, threading.Event] | None = None  # (tenant, its cancel event)
-        self._load(keep)
+        self._load()
         self._thread = threading.Thread(target=self._work, name="lorag-ingest-jobs", daemon=True)
         self._thread.start()
 
     # --- public -------------------------------------------------------------------------------
     def submit(
-        self, tenant: str, docs: Sequence[SourceDocument], sync_scope: str | None = None
+        self,
+        tenant: str,
+        docs: Sequence[SourceDocument],
+        sync_scope: str | None = None,
+        doc_scopes: Mapping[str, str] | None = None,
     ) -> Job:
-        """Queue an ingest of `docs` for `tenant`; returns the queued job."""
+        """Queue an ingest of `docs` for `tenant`; returns the queued job.
+
+        `doc_scopes` (doc id -> scope) records where documents came from, for a later sync
+        (see `KnowledgeBase.ingest_documents`). `TooManyJobs` when the tenant has
+        `max_queued` jobs queued already; `StoreUnavailable` when the job cannot be recorded
+        (the disk is full)."""
         check_tenant(tenant)
         if self._stop.is_set():
             raise InvalidInput("the job runner is closed")
@@ -69,17 +100,34 @@ class JobRunner:
         for doc in docs:
             if not isinstance(doc, SourceDocument):
                 raise InvalidInput("documents must be SourceDocument objects", param="documents")
-        job = Job(
-            id=f"job_{uuid.uuid4().hex}",
-            tenant=tenant,
-            status=JobStatus.QUEUED,
-            documents=len(docs),
-            created_at=utc_now(),
-            sync_scope=sync_scope,
-        )
-        self._save(job)
-        self._queue.put((job.id, docs))
-        return replace(job)
+        scopes = dict(doc_scopes or {})
+        with self._changed:
+            mine = [job for job in self._jobs.values() if job.tenant == tenant]
+            queued = sum(1 for job in mine if job.status == JobStatus.QUEUED)
+            if queued >= self._max_queued:
+                raise TooManyJobs(
+                    f"tenant {tenant!r} has {queued} ingest jobs queued, the most allowed: "
+                    "retry once one of them has started"
+                )
+            job = Job(
+                id=f"job_{uuid.uuid4().hex}",
+                tenant=tenant,
+                status=JobStatus.QUEUED,
+                documents=len(docs),
+                created_at=_created_now(),
+                sync_scope=sync_scope,
+            )
+            try:
+                self._write(job)
+            except OSError as exc:
+                log.error("cannot record a new ingest job in %s: %s", self._dir, exc)
+                raise StoreUnavailable(
+                    f"the ingest job cannot be recorded ({_reason(exc)}); retry later"
+                ) from None
+            self._jobs[job.id] = job
+            self._queue.put((job.id, docs, scopes))
+            self._changed.notify_all()
+            return replace(job)
 
     def get(self, tenant: str, job_id: str) -> Job:
         check_tenant(tenant)
@@ -150,10 +198,18 @@ class JobRunner:
                 if item is not None:
                     self._finish(item[0], JobStatus.FAILED, error=INTERRUPTED)
                 return
-            job_id, docs = item
-            self._run(job_id, docs)
+            try:
+                self._run(*item)
+            except BaseException as exc:  # the worker must outlive any job
+                if isinstance(exc, KeyboardInterrupt | SystemExit):
+                    raise
+                log.exception("ingest job %s broke the worker's bookkeeping", item[0])
+                self._finish(item[0], JobStatus.FAILED, error=_internal(exc))
+            finally:
+                with self._changed:
+                    self._running = None
 
-    def _run(self, job_id: str, docs: list[SourceDocument]) -> None:
+    def _run(self, job_id: str, docs: list[SourceDocument], scopes: dict[str, str]) -> None:
         cancel = threading.Event()
         with self._changed:
             job = self._jobs.get(job_id)
@@ -161,29 +217,40 @@ class JobRunner:
                 return
             job.status = JobStatus.RUNNING
             job.started_at = utc_now()
-            self._save(job)
             self._running = (job.tenant, cancel)
             if self._stop.is_set():
                 cancel.set()
+            self._changed.notify_all()
+            try:
+                self._write(job)
+            except OSError as exc:  # the disk is full: do not ingest what cannot be tracked
+                log.error("cannot record ingest job %s as running: %s", job_id, exc)
+                error = f"the job could not be recorded ({_reason(exc)}); nothing was ingested"
+                self._finish(job_id, JobStatus.FAILED, error=error)
+                return
         try:
             report = self._kb.ingest_documents(
-                job.tenant, docs, sync_scope=job.sync_scope, cancel=cancel
+                job.tenant, docs, sync_scope=job.sync_scope, doc_scopes=scopes, cancel=cancel
             )
         except IngestError as exc:
             self._finish(job_id, JobStatus.FAILED, error=exc.message)
-        except Exception as exc:
+        except OSError as exc:
+            log.error("ingest job %s stopped: %s", job_id, exc)
+            self._finish(job_id, JobStatus.FAILED, error=f"the ingest stopped: {_reason(exc)}")
+        except BaseException as exc:  # a bug, or a panic in native code (a BaseException)
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
             log.exception("ingest job %s failed", job_id)
-            self._finish(job_id, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+            self._finish(job_id, JobStatus.FAILED, error=_internal(exc))
         else:
             if report.interrupted:
                 self._finish(job_id, JobStatus.FAILED, report=report, error=INTERRUPTED)
             else:
                 self._finish(job_id, JobStatus.SUCCEEDED, report=report)
-        finally:
-            with self._changed:
-                self._running = None
 
     def _finish(self, job_id: str, status: JobStatus, **fields: object) -> None:
+        """The job's outcome, in memory first; a record that cannot be written (disk full)
+        turns a success into a failure that says so. Then the tenant's oldest records go."""
         with self._changed:
             job = self._jobs.get(job_id)
             if job is None:  # purged with its tenant: nothing to record
@@ -192,45 +259,90 @@ class JobRunner:
             job.finished_at = utc_now()
             for name, value in fields.items():
                 setattr(job, name, value)
-            self._save(job)
+            self._changed.notify_all()
+            try:
+                self._write(job)
+            except OSError as exc:
+                log.error("cannot record the end of ingest job %s: %s", job_id, exc)
+                unsaved = f"its record could not be saved ({_reason(exc)})"
+                job.error = (
+                    f"the documents were ingested, but {unsaved}"
+                    if job.status == JobStatus.SUCCEEDED
+                    else f"{job.error}; {unsaved}"
+                )
+                job.status = JobStatus.FAILED
+            self._prune(job.tenant)
 
     # --- persistence --------------------------------------------------------------------------
-    def _save(self, job: Job) -> None:
-        with self._changed:
-            self._jobs[job.id] = job
-            data = json.dumps(job.to_dict(), indent=1, sort_keys=True)
+    def _write(self, job: Job) -> None:
+        """Write the job's record atomically (the folder is made again if it went)."""
+        data = json.dumps(job.to_dict(), indent=1, sort_keys=True)
+        try:
             fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".job-", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(data)
-                os.replace(tmp, self._dir / f"{job.id}.json")
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
-            self._changed.notify_all()
+        except FileNotFoundError:
+            self._dir.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self._dir, prefix=".job-", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(data)
+            os.replace(tmp, self._dir / f"{job.id}.json")
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
 
-    def _load(self, keep: int) -> None:
-        for path in sorted(self._dir.glob("job_*.json")):
+    def _prune(self, tenant: str) -> None:
+        """Forget the tenant's finished jobs beyond the newest `keep` (memory and disk)."""
+        with self._changed:
+            finished = [
+                job
+                for job in self._jobs.values()
+                if job.tenant == tenant and job.status in _FINISHED
+            ]
+            finished.sort(key=lambda job: job.created_at)  # stable: ties stay in insertion order
+            for job in finished[: max(0, len(finished) - self._keep)]:
+                del self._jobs[job.id]
+                try:
+                    (self._dir / f"{job.id}.json").unlink(missing_ok=True)
+                except OSError as exc:
+                    log.warning("cannot remove the record of ingest job %s: %s", job.id, exc)
+
+    # --- persistence --------------------------------------------------------------------------
+    def _load(self) -> None:
+        loaded: list[Job] = []
+        for path in self._dir.glob("job_*.json"):
             if not _JOB_ID.match(path.stem):
                 continue
             try:
-                job = Job.from_dict(json.loads(path.read_text(encoding="utf-8")))
+                loaded.append(Job.from_dict(json.loads(path.read_text(encoding="utf-8"))))
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 log.warning("ignoring unreadable job record %s: %s", path, exc)
-                continue
+        for job in sorted(loaded, key=lambda job: (job.created_at, job.id)):
             self._jobs[job.id] = job
             if job.status not in _FINISHED:
                 job.status = JobStatus.FAILED
                 job.error = INTERRUPTED
                 job.finished_at = job.finished_at or utc_now()
-                self._save(job)
-        finished = sorted(
-            (job for job in self._jobs.values() if job.status in _FINISHED),
-            key=lambda job: job.created_at,
-        )
-        for job in finished[: max(0, len(self._jobs) - keep)]:
-            (self._dir / f"{job.id}.json").unlink(missing_ok=True)
-            del self._jobs[job.id]
+                try:
+                    self._write(job)
+                except OSError as exc:
+                    log.warning("cannot mark ingest job %s interrupted: %s", job.id, exc)
+        for tenant in {job.tenant for job in loaded}:
+            self._prune(tenant)
+
+
+def _created_now() -> str:
+    """A job's creation time, to the microsecond: jobs sort by it."""
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def _reason(exc: OSError) -> str:
+    """What went wrong, without the path an OSError carries ("No space left on device")."""
+    return exc.strerror or type(exc).__name__
+
+
+def _internal(exc: BaseException) -> str:
+    """A caller's message for an unexpected error: its kind only (the log has the rest)."""
+    return f"the ingest stopped on an internal error ({type(exc).__name__}); see the server log"
 
 
 def remove_job_records(jobs_dir: Path, tenant: str) -> int:

@@ -74,6 +74,8 @@ class KnowledgeBase:
         chunk_tokens: int,
         chunk_overlap: int,
         jobs_dir: Path | None = None,
+        max_queued_jobs: int | None = None,
+        kept_jobs: int | None = None,
     ) -> None:
         if store.dim != embedder.dim:
             raise StoreIncompatible(
@@ -93,6 +95,11 @@ class KnowledgeBase:
         self._ingestor = Ingestor(store, embedder, self.chunker, self.pipeline)
         self._ingest_lock = threading.RLock()
         self._jobs_dir = jobs_dir
+        self._job_limits = {
+            name: value
+            for name, value in (("max_queued", max_queued_jobs), ("keep", kept_jobs))
+            if value is not None
+        }
         self._jobs: JobRunner | None = None
         self._jobs_lock = threading.Lock()
         self._closed = False
@@ -104,18 +111,28 @@ class KnowledgeBase:
         docs: Sequence[SourceDocument],
         *,
         sync_scope: str | None = None,
+        doc_scopes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> IngestReport:
         """Ingest given documents. With `sync_scope`, they are the whole set of that scope:
-        the tenant's documents recorded under it and missing here are deleted."""
+        the tenant's documents recorded under it and missing here are deleted.
+
+        `doc_scopes` (doc id -> scope) records the scope of documents that came from a
+        folder (`lorag ingest` forwarded to the server sends each file's), so that a later
+        sync of that folder deletes them once their file is gone; `sync_scope` wins."""
         check_tenant(tenant)
         for doc in docs:
             if not isinstance(doc, SourceDocument):
                 raise InvalidInput("documents must be SourceDocument objects", param="documents")
         if sync_scope is not None and not sync_scope.strip():
             raise InvalidInput("sync_scope must not be blank", param="sync_scope")
-        pending = pending_documents(docs, sync_scope)
+        if doc_scopes is not None and not (
+            isinstance(doc_scopes, Mapping)
+            and all(isinstance(v, str) and v.strip() for v in doc_scopes.values())
+        ):
+            raise InvalidInput("document scopes must be non-blank strings", param="scope")
+        pending = pending_documents(docs, sync_scope, doc_scopes)
         scopes = {sync_scope} if sync_scope else set()
         return self._run(tenant, pending, IngestReport(), scopes, set(), progress, cancel)
 
@@ -303,7 +320,7 @@ class KnowledgeBase:
                     raise InvalidInput("this knowledge base was opened without a jobs folder")
                 from ingest.jobs import JobRunner
 
-                self._jobs = JobRunner(self, self._jobs_dir)
+                self._jobs = JobRunner(self, self._jobs_dir, **self._job_limits)
             return self._jobs
 
     def close(self) -> None:
@@ -381,6 +398,8 @@ def open_knowledge_base(
             chunk_tokens=settings.chunk_tokens,
             chunk_overlap=settings.chunk_overlap,
             jobs_dir=knowledge_dir / JOBS_FOLDER,
+            max_queued_jobs=settings.ingest_queued_jobs_per_tenant,
+            kept_jobs=settings.ingest_jobs_kept_per_tenant,
         )
     except BaseException:
         if store is not None:

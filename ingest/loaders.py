@@ -100,10 +100,35 @@ def load_markdown(path: Path) -> tuple[tuple[Block, ...], str | None]:
 _DROP_TAGS = ["script", "style", "nav", "noscript", "template", "iframe", "svg", "footer", "head"]
 _HEADINGS = {"h1", "h2", "h3", "h4", "h5", "h6"}
 _BLOCK_TAGS = {
-    "p", "div", "section", "article", "main", "aside", "header", "li", "ul", "ol", "dl", "dt",
-    "dd", "table", "thead", "tbody", "tr", "blockquote", "figure", "figcaption", "form", "hr",
-    "details", "summary", "address", "fieldset", "caption", "body",
-}  # fmt: skip
+    "p",
+    "div",
+    "section",
+    "article",
+    "main",
+    "aside",
+    "header",
+    "li",
+    "ul",
+    "ol",
+    "dl",
+    "dt",
+    "dd",
+    "table",
+    "thead",
+    "tbody",
+    "tr",
+    "blockquote",
+    "figure",
+    "figcaption",
+    "form",
+    "hr",
+    "details",
+    "summary",
+    "address",
+    "fieldset",
+    "caption",
+    "body",
+}
 
 
 def _html_parser() -> str:

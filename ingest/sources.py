@@ -13,7 +13,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -45,9 +45,22 @@ class Discovery:
     protected_sources: set[str] = field(default_factory=set)
 
 
-def pending_documents(docs: Iterable[SourceDocument], scope: str | None) -> list[PendingDocument]:
+def pending_documents(
+    docs: Iterable[SourceDocument],
+    scope: str | None,
+    doc_scopes: Mapping[str, str] | None = None,
+) -> list[PendingDocument]:
+    """Given documents as pending ones: in `scope` (a sync's), else in their own scope from
+    `doc_scopes` (by doc id), else in none (a document keeps the scope it had)."""
+    scopes = doc_scopes or {}
     return [
-        PendingDocument(doc.doc_id, doc.content_hash or "", doc.source, scope, lambda d=doc: d)
+        PendingDocument(
+            doc.doc_id,
+            doc.content_hash or "",
+            doc.source,
+            scope or scopes.get(doc.doc_id),
+            lambda d=doc: d,
+        )
         for doc in docs
     ]
 

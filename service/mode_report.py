@@ -17,10 +17,11 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import httpx
 
@@ -197,7 +198,16 @@ def register_eval(eval_commands: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("qa", type=Path, help="QA JSONL: question, answer, doc_id (optional)")
     parser.add_argument("--tenant", required=True, help="tenant whose modes are compared")
-    parser.add_argument("--api-key", required=True, help="that tenant's API key (lrg-...)")
+    key = parser.add_mutually_exclusive_group(required=True)
+    key.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="that tenant's API key (lrg-...), or '-' to read it from standard input; a key "
+        "given here is visible to other local users (ps, /proc): prefer '-' or --api-key-file",
+    )
+    key.add_argument(
+        "--api-key-file", type=Path, metavar="PATH", help="read that tenant's API key from PATH"
+    )
     parser.add_argument(
         "--modes", default="base,rag,adapter,hybrid", help="comma-separated mode names"
     )
@@ -210,17 +220,41 @@ def register_eval(eval_commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_eval_answers)
 
 
+def api_key_of(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
+    """The tenant's key: `--api-key KEY`, `--api-key -` (first line of standard input) or
+    `--api-key-file PATH` (the file's text), without surrounding blanks."""
+    if args.api_key_file is not None:
+        try:
+            key = args.api_key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise InvalidRequest(
+                f"cannot read --api-key-file {args.api_key_file}: {reason}", param="api_key_file"
+            ) from None
+        source = "--api-key-file"
+    elif args.api_key == "-":
+        key = (stdin or sys.stdin).readline()
+        source = "standard input"
+    else:
+        key, source = args.api_key, "--api-key"
+    key = key.strip()
+    if not key:
+        raise InvalidRequest(f"the API key from {source} is empty", param="api_key")
+    return key
+
+
 def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
     items = read_qa(args.qa)
+    api_key = api_key_of(args)
     if settings.registry_path.exists():  # a local registry can tell whose key this is
         from adapters.from_settings import open_registry
 
-        owner = open_registry(settings).tenant_for_key(args.api_key)
+        owner = open_registry(settings).tenant_for_key(api_key)
         if owner is not None and owner.id != args.tenant:
             raise InvalidRequest(f"the API key belongs to tenant {owner.id!r}, not {args.tenant!r}")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     url = args.url or f"http://{settings.host}:{settings.port}"
-    summaries = run(url, args.api_key, items, modes, args.max_tokens)
+    summaries = run(url, api_key, items, modes, args.max_tokens)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "answers.jsonl").open("w", encoding="utf-8") as handle:
         for summary in summaries:

@@ -15,7 +15,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ingest.errors import InvalidFilter
 from ingest.knowledge import MAX_QUERY_CHARS
+from ingest.store.points import filter_conditions
 from service.errors import InvalidRequest, StoreUnavailable
 from service.prompting import Assembled, cited_numbers, with_context
 from service.protocol.openai import RetrievalOverride
@@ -32,7 +34,17 @@ def mode_settings(raw: dict[str, Any] | None) -> RetrievalSettings | None:
         first = exc.errors()[0]
         param = "retrieval." + ".".join(str(p) for p in first["loc"])
         raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
+    _check_filter(settings.filter, "retrieval.filter")
     return settings if settings.enabled else None
+
+
+def _check_filter(filter: dict[str, Any] | None, param: str) -> None:
+    """A filter the store would refuse is refused now (a mode's when it is set), naming
+    `param`, not first when a request searches with it."""
+    try:
+        filter_conditions(filter)
+    except InvalidFilter as exc:
+        raise InvalidRequest(f"{param}: {exc.message}", param=param) from None
 
 
 def normalized(raw: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -45,6 +57,10 @@ def normalized(raw: dict[str, Any] | None) -> dict[str, Any] | None:
 
 
 def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) -> RetrievalSettings:
+    """The mode's settings narrowed by a request: fewer hits, a higher threshold, a filter
+    added to the mode's. The search kind may change only where the mode sets no threshold:
+    scores are cosine (dense), BM25 (sparse) or RRF (hybrid), so the mode's threshold means
+    something only in the mode's own search."""
     if override is None:
         return settings
     if not settings.allow_request_override:
@@ -60,6 +76,7 @@ def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) ->
             override.score_threshold if current is None else max(current, override.score_threshold)
         )
     if override.filter:
+        _check_filter(override.filter, "lorag.retrieval.filter")
         mode_filter = settings.filter or {}
         clash = [k for k, v in override.filter.items() if k in mode_filter and mode_filter[k] != v]
         if clash:
@@ -68,7 +85,13 @@ def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) ->
                 param="lorag.retrieval.filter",
             )
         changes["filter"] = {**override.filter, **mode_filter}
-    if override.search is not None:
+    if override.search is not None and override.search != settings.search:
+        if settings.score_threshold is not None:
+            raise InvalidRequest(
+                f"this mode's score_threshold is measured in {settings.search} search; a "
+                "request cannot change the search",
+                param="lorag.retrieval.search",
+            )
         changes["search"] = override.search
     return settings.model_copy(update=changes)
 
@@ -176,9 +199,14 @@ class Retriever:
         knowledge = await self.knowledge()
         try:
             return await asyncio.to_thread(
-                knowledge.search, tenant, query, top_k=settings.top_k, mode=settings.search,
-                filter=settings.filter, score_threshold=settings.score_threshold,
-            )  # fmt: skip
+                knowledge.search,
+                tenant,
+                query,
+                top_k=settings.top_k,
+                mode=settings.search,
+                filter=settings.filter,
+                score_threshold=settings.score_threshold,
+            )
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"the knowledge base does not answer: {exc}") from exc
 
@@ -199,8 +227,9 @@ class Retriever:
         except StoreUnavailable as exc:
             if settings.on_store_error == "fail":
                 raise
-            return Augmented(messages, settings, query, "store_unavailable", [],
-                             message=exc.message)  # fmt: skip
+            return Augmented(
+                messages, settings, query, "store_unavailable", [], message=exc.message
+            )
         hits = _dedupe([*(previous or []), *hits])[: settings.top_k]
         if not hits:
             return Augmented(messages, settings, query, "no_results", [])
@@ -208,11 +237,15 @@ class Retriever:
         tokenizer = await asyncio.to_thread(self.tokenizer)
         assembled: Assembled = await asyncio.to_thread(
             functools.partial(
-                with_context, messages, hits, tokenizer=tokenizer,
-                template_version=settings.template, instructions=settings.instructions,
+                with_context,
+                messages,
+                hits,
+                tokenizer=tokenizer,
+                template_version=settings.template,
+                instructions=settings.instructions,
                 budget_tokens=self.max_model_len - reserve,
             )
-        )  # fmt: skip
+        )
         return Augmented(
             assembled.messages, settings, query, "ok", assembled.kept, assembled.dropped
         )

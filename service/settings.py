@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         False, description="Refuse requests without a tenant key (else: base model only)."
     )
     log_level: str = "info"
+    registry_busy_timeout_s: float = Field(
+        5.0,
+        gt=0,
+        description="How long a request waits for the registry's write lock held by another "
+        "process (a CLI command) before it is answered 503; the CLI waits 30 s.",
+    )
 
     # --- engine (vLLM) ---------------------------------------------------------------------
     engine: Literal["embedded", "remote"] = "embedded"
@@ -68,6 +74,22 @@ class Settings(BaseSettings):
     vllm_kv_cache_gib: int = Field(1, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
     vllm_start_timeout_s: float = 300.0
     vllm_extra_args: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    vllm_probe_interval_s: float = Field(
+        5.0,
+        gt=0,
+        description="How often the gateway probes each running vLLM server's /health (embedded: "
+        "a hung engine is killed and restarted; remote: a server down is re-probed and used "
+        "again once it answers).",
+    )
+    vllm_probe_timeout_s: float = Field(
+        5.0, gt=0, description="A /health probe that takes longer than this has failed."
+    )
+    vllm_probe_failures: int = Field(
+        3,
+        ge=1,
+        description="Consecutive failed probes after which a server is taken as down (embedded: "
+        "killed and restarted).",
+    )
 
     # --- knowledge base ----------------------------------------------------------------
     qdrant_url: str | None = Field(
@@ -80,6 +102,14 @@ class Settings(BaseSettings):
     )
     chunk_tokens: int = 200
     chunk_overlap: int = 40
+    ingest_queued_jobs_per_tenant: int = Field(
+        16,
+        ge=1,
+        description="Ingest jobs a tenant may have queued (not yet running); more: 429.",
+    )
+    ingest_jobs_kept_per_tenant: int = Field(
+        100, ge=1, description="Finished ingest job records kept per tenant (the newest)."
+    )
 
     # --- limits ------------------------------------------------------------------------
     max_request_bytes: int = Field(

@@ -3,8 +3,10 @@
 aiohttp rather than httpx here: relaying a token stream costs about half the CPU per event
 (C parser), and on a 2-core machine the gateway's CPU is taken from vLLM.
 
-Transport failures become `EngineUnavailable` (503) or `UpstreamTimeout` (504); an error answer
-from vLLM becomes `UpstreamError` carrying vLLM's status and message in OpenAI's envelope.
+Transport failures become `EngineUnavailable` (503) or `UpstreamTimeout` (504); a connection
+that could not even be opened is `ConnectFailed` (a 503 too, but nothing reached the server, so
+the request may be sent to another one). An error answer from vLLM becomes `UpstreamError`
+carrying vLLM's status and message in OpenAI's envelope.
 """
 
 from __future__ import annotations
@@ -43,10 +45,19 @@ class UpstreamError(LoragError):
         return cls(status, message, param=param if isinstance(param, str) else None)
 
 
+class ConnectFailed(EngineUnavailable):
+    """No connection to the server could be opened (refused, unresolvable, connect timeout):
+    nothing was sent, so the request is safe to send to another server."""
+
+
 @contextlib.contextmanager
 def mapped_transport_errors() -> Iterator[None]:
     try:
         yield
+    except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
+        # before TimeoutError: a connect timeout is one; the cause names the engine's address
+        log.warning("model engine unreachable (no connection): %r", exc)
+        raise ConnectFailed("the model engine is unreachable; retry shortly") from exc
     except TimeoutError as exc:
         raise UpstreamTimeout("the model engine did not answer in time") from exc
     except aiohttp.ClientError as exc:
@@ -118,17 +129,43 @@ class Upstream:
 
 
 async def sse_events(response: aiohttp.ClientResponse) -> AsyncIterator[bytes]:
-    """Yield whole SSE events (without the blank-line terminator) as they arrive."""
+    """Yield whole SSE events (without the blank-line terminator) as they arrive.
+
+    A connection that breaks mid-stream (the engine died) still yields every whole event that
+    arrived before the break, then raises (mapped: `EngineUnavailable`).
+    """
     buffer = b""
-    with mapped_transport_errors():
+    try:
         async for chunk in response.content.iter_any():
             buffer += chunk
-            while True:
-                end = buffer.find(b"\n\n")
-                if end < 0:
-                    break
-                event, buffer = buffer[:end], buffer[end + 2 :]
-                if event:
-                    yield event
+            events, buffer = _split_events(buffer)
+            for event in events:
+                yield event
+    except aiohttp.ClientPayloadError as exc:
+        events, _ = _split_events(buffer + _unread(response.content))
+        for event in events:
+            yield event
+        with mapped_transport_errors():
+            raise exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        with mapped_transport_errors():
+            raise exc
     if buffer.strip():
         yield buffer.strip()
+
+
+def _split_events(buffer: bytes) -> tuple[list[bytes], bytes]:
+    """The whole non-empty events in `buffer`, and what is left after the last one."""
+    *events, rest = buffer.split(b"\n\n")
+    return [event for event in events if event], rest
+
+
+def _unread(content: aiohttp.StreamReader) -> bytes:
+    """What arrived but was not read yet: aiohttp raises a broken stream's error before it
+    hands out the data it still holds (read from its buffer; empty if that ever changes)."""
+    held = getattr(content, "_buffer", None)
+    offset = getattr(content, "_buffer_offset", 0)
+    try:
+        return b"".join(held)[offset:] if held else b""
+    except TypeError:
+        return b""

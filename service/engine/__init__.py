@@ -40,8 +40,13 @@ def resolve_engine_dtype(requested: str) -> Precision:
 
 
 def build_engine(settings: Settings) -> Engine:
+    probes = {
+        "probe_interval_s": settings.vllm_probe_interval_s,
+        "probe_timeout_s": settings.vllm_probe_timeout_s,
+        "probe_failures": settings.vllm_probe_failures,
+    }
     if settings.engine == "remote":
-        return RemoteEngine(settings.vllm_urls)
+        return RemoteEngine(settings.vllm_urls, **probes)
     dtype = resolve_engine_dtype(settings.vllm_dtype)
     quiet = quiet_cpu_environment(os.cpu_count()) if vllm_is_cpu_build() else {}
     log.info("engine dtype: %s", dtype)
@@ -59,5 +64,6 @@ def build_engine(settings: Settings) -> Engine:
         extra_args=list(settings.vllm_extra_args),
         # the quiet-idle defaults first: the operator's own environment wins
         environment={**quiet, **child_environment({})},
+        **probes,
     )
     return EmbeddedEngine(config, precision=dtype)

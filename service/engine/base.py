@@ -2,9 +2,27 @@
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
 
+import httpx
+
 from lorag.hardware import Precision
+
+log = logging.getLogger(__name__)
+
+
+def probe_health(url: str, timeout_s: float) -> bool:
+    """Whether the vLLM server at `url` answers `GET /health` with 200 within `timeout_s`.
+
+    Blocking: run it in a thread (`asyncio.to_thread`). A thread, not the event loop, keeps
+    the verdict true when the gateway's loop is busy: a probe never fails for our own delay.
+    """
+    try:
+        return httpx.get(f"{url}/health", timeout=timeout_s, trust_env=False).status_code == 200
+    except httpx.HTTPError as exc:
+        log.debug("health probe of %s failed: %r", url, exc)
+        return False
 
 
 class Engine(ABC):
@@ -31,10 +49,15 @@ class Engine(ABC):
     def pick_url(self) -> str:
         """A server URL for the next request; raises `EngineUnavailable` when none is up."""
 
+    def report_unreachable(self, url: str) -> None:
+        """A request could not reach `url` (connection refused or lost): the engine may take
+        it out of rotation until it answers again. Default: nothing (one server, supervised)."""
+        return None
+
     @property
     @abstractmethod
     def urls(self) -> list[str]:
-        """Every server URL (for loading adapters on all of them)."""
+        """Every server URL that is up (for loading adapters on all of them)."""
 
     @property
     @abstractmethod

@@ -2,8 +2,12 @@
 
 It listens on 127.0.0.1 on a free port (only the gateway reaches it), with runtime LoRA loading
 enabled. `start` waits for `/health`; a child that dies is restarted with backoff; `stop`
-ends the whole process group. The child asks the kernel to kill it when the gateway dies
-(PR_SET_PDEATHSIG), so a killed gateway leaves no orphan vLLM behind.
+ends the whole process group. While it runs, `/health` is probed every `probe_interval_s`: a
+child that exists but no longer answers (hung, or stopped with SIGSTOP) is marked down after
+`probe_failures` failed probes (callers get 503 at once instead of waiting on it), its process
+group is killed with SIGKILL (which also ends a stopped process) and it is restarted. The child
+asks the kernel to kill it when the gateway dies (PR_SET_PDEATHSIG), so a killed gateway leaves
+no orphan vLLM behind.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from pathlib import Path
 import httpx
 
 from lorag.hardware import Precision
-from service.engine.base import Engine
+from service.engine.base import Engine, probe_health
 from service.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -68,6 +72,9 @@ class EmbeddedEngineConfig:
     extra_args: list[str] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
+    probe_interval_s: float = 5.0
+    probe_timeout_s: float = 5.0
+    probe_failures: int = 3
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -233,10 +240,19 @@ class EmbeddedEngine(Engine):
 
     async def _supervise(self) -> None:
         backoff = 1.0
+        failures = 0
+        next_probe = time.monotonic() + self.config.probe_interval_s
         while not self._stopping:
             process = self._process
             if process is not None and process.poll() is None:
-                await asyncio.sleep(0.5)
+                if self._up and self._url is not None and time.monotonic() >= next_probe:
+                    failures = await self._probe(self._url, failures)
+                    next_probe = time.monotonic() + self.config.probe_interval_s
+                    if failures >= self.config.probe_failures:
+                        await self._kill_hung(failures)
+                        failures = 0
+                        continue  # the next pass sees it exited and restarts it
+                await asyncio.sleep(min(0.5, self.config.probe_interval_s))
                 continue
             if process is not None:
                 self._up = False
@@ -251,6 +267,8 @@ class EmbeddedEngine(Engine):
                 await self._launch_and_wait()
                 self.last_error = None
                 backoff = 1.0
+                failures = 0
+                next_probe = time.monotonic() + self.config.probe_interval_s
             except EngineUnavailable as exc:
                 self.last_error = exc.message
                 log.error("vLLM start failed (retrying in %.0f s): %s", backoff, exc.message)
@@ -258,6 +276,44 @@ class EmbeddedEngine(Engine):
                 self._process = None
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self._backoff_max_s)
+
+    async def _probe(self, url: str, failures: int) -> int:
+        """Probe `/health` once; the count of consecutive failures after it."""
+        timeout = self.config.probe_timeout_s
+        if await asyncio.to_thread(probe_health, url, timeout):
+            if failures:
+                log.info("vLLM answers /health again after %d failed probe(s)", failures)
+            return 0
+        failures += 1
+        log.warning(
+            "vLLM did not answer /health within %.1f s (%d of %d failed probes)",
+            timeout,
+            failures,
+            self.config.probe_failures,
+        )
+        return failures
+
+    async def _kill_hung(self, failures: int) -> None:
+        """Mark the engine down at once (callers get 503, not a hang), then kill it."""
+        self._up = False
+        pid = self.pid
+        self.last_error = f"vLLM stopped answering /health ({failures} probes failed); restarting"
+        log.error("vLLM (pid %s) is hung: %d health probes failed; killing it", pid, failures)
+        await asyncio.to_thread(self._kill)
+
+    def _kill(self) -> None:
+        """SIGKILL the whole process group (a stopped or hung process ignores SIGTERM)."""
+        process = self._process
+        if process is None:
+            return
+        pgid = process.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while _group_alive(pgid) and time.monotonic() < deadline:
+            time.sleep(0.1)
 
     def _terminate(self) -> None:
         process = self._process

@@ -2,11 +2,18 @@
 
 Streaming responses are relayed event by event as they arrive (never buffered); the only
 change made to them is the `model` field, which says the name the client asked for. A client
-that disconnects closes the upstream response, which makes vLLM abort the request.
+that disconnects closes the upstream response, which makes vLLM abort the request (the route
+cancels a non-streaming request whose client left, which closes its upstream connection too).
+
+Faults: a server that cannot be connected to is reported to the engine (a remote one takes it
+out of rotation) and the request goes once to another server, as nothing was sent; a server
+lost mid-request is reported too, and the caller gets 503 (mid-stream: an error event in
+OpenAI's shape, then the stream ends).
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
@@ -20,14 +27,14 @@ from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.auth import Caller
 from service.engine import Engine
-from service.errors import InvalidRequest, ServerError, to_envelope
+from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_envelope
 from service.lora import LoraManager
 from service.metrics import Metrics
 from service.protocol.openai import ChatCompletionRequest, CompletionRequest
 from service.protocol.retrieval import RetrievalSettings
 from service.retrieval import Augmented, Retriever, mode_settings, narrowed
 from service.routing import Router, Target
-from service.upstream import Upstream, UpstreamError, sse_events
+from service.upstream import ConnectFailed, Upstream, UpstreamError, sse_events
 from service.validation import parse_json, validate
 
 log = logging.getLogger(__name__)
@@ -37,6 +44,8 @@ _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 _REQUEST_TYPES = {"chat": ChatCompletionRequest, "completions": CompletionRequest}
 _DONE = b"data: [DONE]"
 _DRAFT_TOKENS = 128
+CLIENT_CLOSED = 499
+"""The status recorded for a request whose client went away before its answer (nginx's)."""
 
 
 @dataclass
@@ -148,8 +157,9 @@ class CompletionsHandler:
 
     # --- streaming ----------------------------------------------------------------------
     async def _stream(self, prepared: Prepared, request_id: str) -> StreamingResponse:
-        (upstream, served_name), release = await self._with_engine(prepared, request_id, self._open)
-        events = self._relay(prepared, upstream, served_name, release)
+        opened, release = await self._with_engine(prepared, request_id, self._open)
+        upstream, served_name, url = opened
+        events = self._relay(prepared, upstream, served_name, url, release)
         return StreamingResponse(
             events,
             media_type="text/event-stream",
@@ -158,15 +168,16 @@ class CompletionsHandler:
 
     async def _open(
         self, url: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[aiohttp.ClientResponse, str]:
+    ) -> tuple[aiohttp.ClientResponse, str, str]:
         path = _PATHS[body.pop("_endpoint")]
-        return await self.upstream.open_stream(url + path, body, headers), body["model"]
+        return await self.upstream.open_stream(url + path, body, headers), body["model"], url
 
     async def _relay(
         self,
         prepared: Prepared,
         upstream: aiohttp.ClientResponse,
         served_name: str,
+        url: str,
         release: Callable[[], None],
     ) -> AsyncIterator[bytes]:
         old = f'"model":"{served_name}"'.encode()
@@ -195,6 +206,8 @@ class CompletionsHandler:
                 yield event.replace(old, new, 1) + b"\n\n"
         except ServerError as exc:
             status = exc.status
+            if isinstance(exc, EngineUnavailable):
+                self.engine.report_unreachable(url)
             _, payload = to_envelope(exc)
             log.warning("stream broke: %s", exc.message)
             yield b"data: " + json.dumps(payload).encode() + b"\n\n"
@@ -214,14 +227,16 @@ class CompletionsHandler:
     async def _with_engine(
         self, prepared: Prepared, request_id: str, send: Any
     ) -> tuple[Any, Callable[[], None]]:
-        """Pick a server, make sure the adapter is loaded there, send; reload once on 404.
+        """Pick a server, make sure the adapter is loaded there, send; reload once on 404, and
+        go once to another server when the first could not be connected to.
 
         Returns the result and a `release` to call when the response is finished (it keeps
         the adapter loaded while a stream runs).
         """
         headers = {"x-request-id": request_id}
         target = prepared.target
-        for attempt in (1, 2):
+        reloaded = rerouted = False
+        while True:
             url = self.engine.pick_url()
             body = dict(prepared.body, _endpoint=prepared.endpoint)
             release: Callable[[], None] = _nothing
@@ -236,8 +251,17 @@ class CompletionsHandler:
                 result = await send(url, body, headers)
                 sent = True
                 return result, release
+            except ConnectFailed as exc:
+                self.engine.report_unreachable(url)
+                if not rerouted:  # nothing reached the server: safe to send elsewhere
+                    rerouted = True
+                    log.warning("no connection to a model engine server; trying another")
+                    continue
+                self._observe(prepared, exc.status)
+                raise
             except UpstreamError as exc:
-                if exc.status == 404 and target.adapter is not None and attempt == 1:
+                if exc.status == 404 and target.adapter is not None and not reloaded:
+                    reloaded = True
                     self.lora.forget(url, target.adapter.served_name)
                     continue
                 self._observe(prepared, exc.status)
@@ -245,12 +269,16 @@ class CompletionsHandler:
                     raise ServerError(f"the engine lost model `{target.requested}`") from exc
                 raise
             except ServerError as exc:
+                if isinstance(exc, EngineUnavailable):  # lost mid-request
+                    self.engine.report_unreachable(url)
                 self._observe(prepared, exc.status)
+                raise
+            except asyncio.CancelledError:  # the client went away: the upstream call is closed
+                self._observe(prepared, CLIENT_CLOSED)
                 raise
             finally:
                 if not sent:  # any failure, a cancelled request included: the adapter is free
                     release()
-        raise AssertionError("unreachable")
 
     def _observe(self, prepared: Prepared, status: int) -> None:
         self.metrics.requests.labels(prepared.endpoint, prepared.target.kind, str(status)).inc()

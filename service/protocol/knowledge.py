@@ -28,6 +28,13 @@ class DocumentIn(_Strict):
         None, description="Parsed structure (headings, paragraphs, pages); wins over text."
     )
     content_hash: str | None = Field(None, description="Identity of the content (default: hash).")
+    scope: str | None = Field(
+        None,
+        min_length=1,
+        max_length=4096,
+        description="Where the document came from (e.g. a folder): a later ingest with this "
+        "sync_scope deletes it once it is not among that ingest's documents.",
+    )
 
     @model_validator(mode="after")
     def _has_content(self) -> DocumentIn:

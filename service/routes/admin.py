@@ -2,6 +2,10 @@
 
 Setting a mode is the promotion path: the new version is loaded into the engine first, then
 the mode points at it, so new requests use it at once and running ones finish on the old one.
+
+Registry calls (blocking SQLite, which may wait for another process's write lock) run in
+worker threads, never on the event loop: a registry locked past its busy timeout is a 503
+(`RegistryBusy`) while the gateway keeps serving everything else.
 """
 
 from __future__ import annotations
@@ -9,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 
@@ -25,20 +30,28 @@ log = logging.getLogger(__name__)
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 
 
+_T = TypeVar("_T")
+
+
 def _state(request: Request) -> Any:
     return request.app.state.lorag
 
 
+async def _off_loop(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """A blocking registry call, run in a worker thread."""
+    return await asyncio.to_thread(call, *args, **kwargs)
+
+
 @router.get("/adapters")
 async def list_adapters(request: Request) -> dict[str, Any]:
-    versions = _state(request).registry.list_adapters()
+    versions = await _off_loop(_state(request).registry.list_adapters)
     return {"data": [v.to_dict() for v in versions]}
 
 
 @router.post("/adapters", status_code=201)
 async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any]:
     state = _state(request)
-    version = await asyncio.to_thread(
+    version = await _off_loop(
         state.registry.import_adapter,
         Path(body.path),
         body.name,
@@ -53,37 +66,41 @@ async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any
 
 @router.get("/adapters/{name}")
 async def show_adapter(name: str, request: Request) -> dict[str, Any]:
-    versions = _state(request).registry.list_adapters(name)
+    registry = _state(request).registry
+    versions = await _off_loop(registry.list_adapters, name)
     if not versions:
-        _state(request).registry.get_version(name)  # raises NotFound
+        await _off_loop(registry.get_version, name)  # raises NotFound
     return {"data": [v.to_dict() for v in versions]}
 
 
 @router.delete("/adapters/{name}/versions/{version}")
 async def delete_version(name: str, version: int, request: Request) -> dict[str, Any]:
     state = _state(request)
-    served = state.registry.get_version(name, version).served_name
-    state.registry.delete_version(name, version)
+    served = (await _off_loop(state.registry.get_version, name, version)).served_name
+    await _off_loop(state.registry.delete_version, name, version)
     await state.lora.unload(served)
     return {"deleted": served}
 
 
 @router.post("/tenants", status_code=201)
 async def create_tenant(body: CreateTenant, request: Request) -> dict[str, Any]:
-    tenant, key = _state(request).registry.create_tenant(body.id, body.display_name)
+    registry = _state(request).registry
+    tenant, key = await _off_loop(registry.create_tenant, body.id, body.display_name)
     return {"tenant": tenant.to_dict(), "api_key": key}
 
 
 @router.get("/tenants")
 async def list_tenants(request: Request) -> dict[str, Any]:
-    return {"data": [t.to_dict() for t in _state(request).registry.list_tenants()]}
+    tenants = await _off_loop(_state(request).registry.list_tenants)
+    return {"data": [t.to_dict() for t in tenants]}
 
 
 @router.get("/tenants/{tenant_id}")
 async def show_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
     registry = _state(request).registry
-    tenant = registry.get_tenant(tenant_id)
-    return {**tenant.to_dict(), "modes": [m.to_dict() for m in registry.list_modes(tenant_id)]}
+    tenant = await _off_loop(registry.get_tenant, tenant_id)
+    modes = await _off_loop(registry.list_modes, tenant_id)
+    return {**tenant.to_dict(), "modes": [m.to_dict() for m in modes]}
 
 
 @router.delete("/tenants/{tenant_id}")
@@ -92,7 +109,8 @@ async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
     holds: documents, chunks and ingest jobs, so a tenant created later with the same id
     starts empty."""
     state = _state(request)
-    state.registry.delete_tenant(tenant_id)  # NotFound / Conflict: nothing is deleted
+    # NotFound / Conflict / RegistryBusy: nothing is deleted
+    await _off_loop(state.registry.delete_tenant, tenant_id)
     try:
         knowledge = await state.knowledge()
         chunks = await asyncio.to_thread(knowledge.purge_tenant, tenant_id)
@@ -108,28 +126,29 @@ async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
 
 @router.post("/tenants/{tenant_id}/rotate-key")
 async def rotate_key(tenant_id: str, request: Request) -> dict[str, Any]:
-    return {"api_key": _state(request).registry.rotate_key(tenant_id)}
+    return {"api_key": await _off_loop(_state(request).registry.rotate_key, tenant_id)}
 
 
 @router.put("/tenants/{tenant_id}/modes/{mode}")
 async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -> dict[str, Any]:
     state = _state(request)
     registry = state.registry
-    registry.get_tenant(tenant_id)
+    retrieval = normalized(body.retrieval)  # a bad filter is a 400 before anything happens
+    await _off_loop(registry.get_tenant, tenant_id)
     started = time.perf_counter()
     preloaded = False
     if body.target != "base" and body.preload:
         ref = parse_ref(body.target, param="target")
-        adapter = registry.get_version(ref.name, ref.version)
-        if adapter.owner not in (None, tenant_id):
-            registry.set_mode(tenant_id, mode, body.target)  # refuses as the registry does
+        adapter = await _off_loop(registry.get_version, ref.name, ref.version)
+        if adapter.owner not in (None, tenant_id):  # refuses as the registry does
+            await _off_loop(registry.set_mode, tenant_id, mode, body.target)
         try:
             await state.lora.preload(adapter)
             preloaded = True
         except EngineUnavailable:
             preloaded = False  # loaded on first use once the engine is back
-    updated = registry.set_mode(
-        tenant_id, mode, body.target, retrieval=normalized(body.retrieval), default=body.default
+    updated = await _off_loop(
+        registry.set_mode, tenant_id, mode, body.target, retrieval=retrieval, default=body.default
     )
     return {
         **updated.to_dict(),
@@ -140,7 +159,7 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
 
 @router.delete("/tenants/{tenant_id}/modes/{mode}")
 async def remove_mode(tenant_id: str, mode: str, request: Request) -> dict[str, Any]:
-    _state(request).registry.remove_mode(tenant_id, mode)
+    await _off_loop(_state(request).registry.remove_mode, tenant_id, mode)
     return {"deleted": mode}
 
 

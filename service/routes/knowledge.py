@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -16,33 +17,44 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import FormData, UploadFile
 
 from adapters.models import Tenant
+from ingest.errors import TooManyJobs
 from ingest.models import Block, SourceDocument
 from ingest.uploads import documents_from_saved, save_upload
 from service.auth import require_admin, require_tenant
-from service.errors import InvalidRequest
+from service.errors import InvalidRequest, envelope
 from service.protocol.knowledge import DocumentIn, IngestRequest, SearchRequest
 from service.validation import parse_body
 
 router = APIRouter()
 _MAX_FIELD_BYTES = 64 * 1024
 """Largest non-file form field (doc_id); files are capped per file by `save_upload`."""
+RETRY_AFTER_S = "5"
+"""`Retry-After` of a 429 (the tenant's ingest queue is full), in seconds."""
 
 
 async def _knowledge(request: Request) -> Any:
     return await request.app.state.lorag.knowledge()
 
 
-async def _documents_from_request(request: Request) -> tuple[list[SourceDocument], str | None]:
+@dataclass(frozen=True, slots=True)
+class _Submission:
+    documents: list[SourceDocument]
+    sync_scope: str | None = None
+    doc_scopes: dict[str, str] = field(default_factory=dict)
+
+
+async def _documents_from_request(request: Request) -> _Submission:
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_part_size=_MAX_FIELD_BYTES)
         try:
-            return await _documents_from_form(form), None
+            return _Submission(await _documents_from_form(form))
         finally:
             await form.close()
     body = parse_body(IngestRequest, await request.body())
     documents = [_source_document(doc) for doc in body.documents]
-    return documents, body.sync_scope
+    scopes = {doc.doc_id: doc.scope for doc in body.documents if doc.scope is not None}
+    return _Submission(documents, body.sync_scope, scopes)
 
 
 async def _documents_from_form(form: FormData) -> list[SourceDocument]:
@@ -66,16 +78,22 @@ async def _documents_from_form(form: FormData) -> list[SourceDocument]:
 
 
 def _source_document(doc: DocumentIn) -> SourceDocument:
-    fields = doc.model_dump(exclude={"blocks"})
+    fields = doc.model_dump(exclude={"blocks", "scope"})
     if doc.blocks:
         fields["blocks"] = tuple(Block(**block.model_dump()) for block in doc.blocks)
     return SourceDocument(**fields)
 
 
 async def _submit(request: Request, tenant: str) -> JSONResponse:
-    documents, scope = await _documents_from_request(request)
+    sent = await _documents_from_request(request)
     knowledge = await _knowledge(request)
-    job = await asyncio.to_thread(knowledge.jobs.submit, tenant, documents, scope)
+    try:
+        job = await asyncio.to_thread(
+            knowledge.jobs.submit, tenant, sent.documents, sent.sync_scope, sent.doc_scopes
+        )
+    except TooManyJobs as exc:  # OpenAI's envelope for a rate limit, with when to retry
+        body = envelope(exc.message, type="requests", code=exc.code)
+        return JSONResponse(body, status_code=429, headers={"retry-after": RETRY_AFTER_S})
     return JSONResponse(job.to_dict(), status_code=202)
 
 
@@ -109,15 +127,20 @@ async def search(
 ) -> Any:
     knowledge = await _knowledge(request)
     hits = await asyncio.to_thread(
-        knowledge.search, tenant.id, body.query, top_k=body.top_k, mode=body.mode,
-        filter=body.filter, score_threshold=body.score_threshold,
-    )  # fmt: skip
+        knowledge.search,
+        tenant.id,
+        body.query,
+        top_k=body.top_k,
+        mode=body.mode,
+        filter=body.filter,
+        score_threshold=body.score_threshold,
+    )
     return {"object": "list", "data": [hit.to_dict() for hit in hits]}
 
 
 @router.post("/admin/knowledge/{tenant_id}/documents", dependencies=[Depends(require_admin)])
 async def admin_ingest(tenant_id: str, request: Request) -> JSONResponse:
-    request.app.state.lorag.registry.get_tenant(tenant_id)
+    await asyncio.to_thread(request.app.state.lorag.registry.get_tenant, tenant_id)
     return await _submit(request, tenant_id)
 
 

@@ -1,35 +1,80 @@
-"""`/v1/chat/completions`, `/v1/completions`, `/v1/models`."""
+"""`/v1/chat/completions`, `/v1/completions`, `/v1/models`.
+
+A completion runs while the route watches the client's connection: a client that goes away
+before its answer starts cancels the request, which closes the upstream connection, and vLLM
+stops generating for nobody. (Once a stream has started, its relay closes the upstream when
+the client leaves.)
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
+from collections.abc import Awaitable
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from service.auth import Caller, get_caller
+from service.handlers.completions import CLIENT_CLOSED, Endpoint
 from service.protocol.openai import ModelCard, ModelList
 
 router = APIRouter()
+log = logging.getLogger(__name__)
 _STARTED = int(time.time())
 
 
 @router.post("/v1/chat/completions", response_model=None)
 async def chat_completions(
     request: Request, caller: Caller = Depends(get_caller)
-) -> JSONResponse | StreamingResponse:
-    state = request.app.state.lorag
-    raw = await request.body()
-    return await state.completions.handle("chat", raw, caller, request.state.request_id)
+) -> JSONResponse | StreamingResponse | Response:
+    return await _complete("chat", request, caller)
 
 
 @router.post("/v1/completions", response_model=None)
 async def completions(
     request: Request, caller: Caller = Depends(get_caller)
-) -> JSONResponse | StreamingResponse:
+) -> JSONResponse | StreamingResponse | Response:
+    return await _complete("completions", request, caller)
+
+
+async def _complete(
+    endpoint: Endpoint, request: Request, caller: Caller
+) -> JSONResponse | StreamingResponse | Response:
     state = request.app.state.lorag
     raw = await request.body()
-    return await state.completions.handle("completions", raw, caller, request.state.request_id)
+    work = state.completions.handle(endpoint, raw, caller, request.state.request_id)
+    return await _unless_client_leaves(request, work)
+
+
+async def _client_left(request: Request) -> None:
+    """Return when the client disconnects (the body is read: only that message is left)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        continue
+
+
+async def _unless_client_leaves(
+    request: Request, work: Awaitable[JSONResponse | StreamingResponse]
+) -> JSONResponse | StreamingResponse | Response:
+    """`work`'s response; cancelled (upstream call included) if the client leaves first."""
+    task = asyncio.ensure_future(work)
+    left = asyncio.create_task(_client_left(request))
+    try:
+        await asyncio.wait({task, left}, return_when=asyncio.FIRST_COMPLETED)
+    except BaseException:  # this request itself was cancelled: so is its work
+        task.cancel()
+        raise
+    finally:
+        left.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task})  # its cleanup ran: the upstream connection is closed
+    if not task.cancelled() and task.exception() is not None:
+        log.info("a request whose client left failed: %r", task.exception())
+    log.info("client disconnected before its answer; upstream request cancelled")
+    return Response(status_code=CLIENT_CLOSED)
 
 
 @router.get("/v1/models")
