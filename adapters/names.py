@@ -66,10 +66,16 @@ def check_tenant_id(tenant_id: object, *, param: str = "tenant") -> str:
     return tenant_id
 
 
+MAX_VERSION = 2**63 - 1  # the registry stores versions as 64-bit integers
+
+
 def check_version(version: object, *, param: str = "version") -> int:
-    """Return `version` if it is an int >= 1 (bools refused), else raise InvalidName."""
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise InvalidName(f"invalid version {version!r}: versions are integers >= 1", param=param)
+    """Return `version` if it is an int in 1..MAX_VERSION (bools refused), else InvalidName."""
+    if isinstance(version, bool) or not isinstance(version, int) or not 1 <= version <= MAX_VERSION:
+        raise InvalidName(
+            f"invalid version {version!r}: versions are integers from 1 to {MAX_VERSION}",
+            param=param,
+        )
     return version
 
 

@@ -330,13 +330,6 @@ EDGE_CASES = [
         "/admin/adapters/{name}/versions/{version}",
         {"name": "support", "version": 2**63},
         id="adapter version past SQLite's INTEGER",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason="product bug: adapters/names.py:69 check_version accepts any int >= 1, so "
-            "adapters/sqlite_registry.py:169 (conn.execute, via service/routes/admin.py:65 "
-            "get_version) raises OverflowError 'Python int too large to convert to SQLite "
-            "INTEGER' for a version >= 2**63: a 500 instead of a 400 or 404",
-        ),
     ),
     pytest.param(
         "DELETE",
