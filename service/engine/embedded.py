@@ -251,7 +251,9 @@ class EmbeddedEngine(Engine):
                     "vLLM exited with code %s; restarting. Last log lines:\n%s",
                     process.returncode, tail_lines(self.config.log_path, 10),
                 )  # fmt: skip
-                await asyncio.to_thread(self._terminate)
+                # what it started (engine core) is of no use without it, and may take its
+                # time over SIGTERM (10 s measured): SIGKILL, the restart is that much sooner
+                await asyncio.to_thread(self._kill)
                 self._process = None
             try:
                 await self._launch_and_wait()
