@@ -121,6 +121,10 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
         # fp32: greedy answers do not flip with batch composition (bf16 ones do)
         "LORAG_VLLM_DTYPE": "float32",
         "LORAG_PORT": str(port),
+        # a hung vLLM is found within ~13 s (tests/service/test_faults.py); defaults: 5 s, 5 s
+        "LORAG_VLLM_PROBE_INTERVAL_S": "1",
+        "LORAG_VLLM_PROBE_TIMEOUT_S": "3",
+        "LORAG_VLLM_PROBE_FAILURES": "3",
     }
     log_path = data_dir / "gateway.log"
     with log_path.open("wb") as log_file:

@@ -125,15 +125,20 @@ class CompletionsHandler:
             }
             draft_body.pop("stream_options", None)
             draft_body.pop("max_completion_tokens", None)
-            draft_request = Prepared("chat", prepared.target, draft_body, False, False,
-                                     prepared.started)  # fmt: skip
+            draft_request = Prepared(
+                "chat", prepared.target, draft_body, False, False, prepared.started
+            )
             result, release = await self._with_engine(draft_request, request_id, self._post)
             release()
             draft = result["choices"][0]["message"].get("content") or ""
             augmented = await self.retriever.augment(
-                tenant, settings, messages, max_tokens, extra_query=draft,
+                tenant,
+                settings,
+                messages,
+                max_tokens,
+                extra_query=draft,
                 previous=augmented.kept,
-            )  # fmt: skip
+            )
             augmented.stages, augmented.draft = 2, draft
         body["messages"] = augmented.messages
         augmented.seconds = time.perf_counter() - started

@@ -1,0 +1,160 @@
+"""Holding under faults with the real engine: the session gateway (`lorag serve`, a real vLLM).
+
+The suite's only two restarts of vLLM (each costs about a minute on a CPU) are here:
+
+- killed mid-stream (SIGKILL): the streaming client gets an error event in OpenAI's shape and
+  its stream ends; callers get 503 while vLLM restarts; then it answers as before, adapters
+  included (loaded again on demand);
+- hung (SIGSTOP: the process exists, `/health` never answers): the supervisor's probes mark
+  it down (503 at once, not a hang), kill it and restart it. The gateway fixture probes every
+  second with a 3 s timeout, 3 failures (tests/conftest.py), so it is found within ~13 s.
+
+`test_gateway_fast_faults.py` checks the same logic against fakes in seconds.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway, alive
+from tests.factories import make_lora_adapter
+
+TENANT = "faults"
+PROMPT = "Describe your favourite season in two sentences."
+LONG = "Tell a long story about a lighthouse keeper and the sea, with many details."
+
+
+@dataclass
+class Tenant:
+    key: str
+
+
+@pytest.fixture(scope="module")
+def tenant(gateway: Gateway, base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    """A tenant of its own whose `support` mode runs an adapter (seeded like other tests')."""
+    gateway.wait_ready()
+    created = gateway.admin("POST", "/admin/tenants", json={"id": TENANT})
+    assert created.status_code == 201, created.text
+    folder = make_lora_adapter(base_model_dir, tmp_path_factory.mktemp("faults") / "a", seed=1)
+    body = {"path": str(folder), "name": "faults-support", "owner": TENANT}
+    assert gateway.admin("POST", "/admin/adapters", json=body).status_code == 201
+    mode = {"target": "faults-support@v1"}
+    answer = gateway.admin("PUT", f"/admin/tenants/{TENANT}/modes/support", json=mode)
+    assert answer.status_code == 200, answer.text
+    return Tenant(created.json()["api_key"])
+
+
+def chat(gw: Gateway, key: str, model: str, max_tokens: int = 24) -> str:
+    reply = gw.openai(api_key=key).chat.completions.create(
+        model=model,
+        messages=[{"role": "user", "content": PROMPT}],
+        temperature=0,
+        max_tokens=max_tokens,
+    )
+    return reply.choices[0].message.content or ""
+
+
+def ask(gw: Gateway, timeout_s: float) -> httpx.Response:
+    body = {
+        "model": gw.base_name,
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 4,
+    }
+    return httpx.post(f"{gw.url}/v1/chat/completions", json=body, timeout=timeout_s)
+
+
+def assert_unavailable(error: dict) -> None:
+    """OpenAI's error shape, 'service unavailable', and no internal address in the message."""
+    assert set(error) == {"message", "type", "param", "code"}
+    assert error["type"] == "service_unavailable"
+    assert error["code"] == "engine_unavailable"
+    assert "127.0.0.1" not in error["message"] and "http" not in error["message"]
+
+
+def wait_for_503(gw: Gateway, within_s: float, request_timeout_s: float = 3.0) -> float:
+    """Ask until the gateway answers 503 (requests that hang are given up after
+    `request_timeout_s`); the seconds it took. Fails after `within_s`."""
+    started = time.monotonic()
+    while time.monotonic() - started < within_s:
+        try:
+            answer = ask(gw, request_timeout_s)
+        except httpx.TimeoutException:
+            continue
+        if answer.status_code == 503:
+            assert_unavailable(answer.json()["error"])
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"no 503 within {within_s} s")
+
+
+def test_engine_killed_mid_stream_then_503_then_restarted_with_its_adapters(
+    gw: Gateway, tenant: Tenant
+) -> None:
+    before = chat(gw, tenant.key, "support")
+    base_before = chat(gw, "none", gw.base_name)
+    pid = gw.engine_pid()
+    restarts = gw.ready().json()["engine"]["restarts"]
+    body = {
+        "model": "support",
+        "messages": [{"role": "user", "content": LONG}],
+        "max_tokens": 400,
+        "ignore_eos": True,  # a vLLM field, relayed: the stream lasts long enough to be cut
+        "temperature": 0,
+        "stream": True,
+    }
+    events: list[str] = []
+    headers = {"authorization": f"Bearer {tenant.key}"}
+    url = f"{gw.url}/v1/chat/completions"
+    with httpx.stream("POST", url, json=body, headers=headers, timeout=60) as response:
+        assert response.status_code == 200
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(line.removeprefix("data: "))
+                if len(events) == 3:
+                    os.kill(pid, signal.SIGKILL)
+    # the stream ended by itself, with an error event in OpenAI's shape after the tokens
+    assert len(events) > 3 and "[DONE]" not in events
+    assert all("choices" in json.loads(event) for event in events[:-1])
+    assert_unavailable(json.loads(events[-1])["error"])
+
+    wait_for_503(gw, within_s=10)
+    assert httpx.get(f"{gw.url}/ready", timeout=10).status_code == 503
+    assert httpx.get(f"{gw.url}/health", timeout=10).status_code == 200
+    gw.wait_ready(timeout_s=300)
+    assert gw.engine_pid() != pid
+    assert gw.ready().json()["engine"]["restarts"] == restarts + 1
+    assert chat(gw, "none", gw.base_name) == base_before
+    assert chat(gw, tenant.key, "support") == before  # the adapter, loaded again on demand
+
+
+def test_hung_engine_is_503_at_once_then_killed_and_restarted(gw: Gateway) -> None:
+    base_before = chat(gw, "none", gw.base_name)
+    pid = gw.engine_pid()
+    restarts = gw.ready().json()["engine"]["restarts"]
+    os.kill(pid, signal.SIGSTOP)  # exists, holds its port, answers nothing
+    try:
+        took = wait_for_503(gw, within_s=25)
+        started = time.monotonic()
+        again = ask(gw, 10)  # down now: refused at once, not a hang
+        at_once = time.monotonic() - started
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGCONT)  # if it was not killed, never leave it stopped
+    assert took < 20, took
+    assert again.status_code == 503 and at_once < 1.0
+    assert_unavailable(again.json()["error"])
+    assert not alive(pid)  # killed (SIGKILL works on a stopped process), not left behind
+    gw.wait_ready(timeout_s=300)
+    assert gw.engine_pid() != pid
+    engine = gw.ready().json()["engine"]
+    assert engine["restarts"] == restarts + 1 and engine["last_error"] is None
+    assert chat(gw, "none", gw.base_name) == base_before
