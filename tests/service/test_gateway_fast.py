@@ -8,7 +8,6 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -27,7 +26,6 @@ from tests.service.fake_vllm import (
     gateway_settings,
     import_adapter,
     reply_text,
-    running_fake,
     set_mode,
     sse_data,
     tiny_adapter,
@@ -37,28 +35,6 @@ pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "Hello there, gateway."}]
 NAMES = ("alpha", "beta", "gamma")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeVLLM]:
-    with running_fake(BASE_NAME) as fake:
-        yield fake
-
-
-@pytest.fixture
-def fake(fake_server: FakeVLLM) -> FakeVLLM:
-    fake_server.reset()
-    return fake_server
-
-
-@pytest.fixture
-def settings(tmp_path: Path, fake: FakeVLLM, base_model_dir: Path):
-    return gateway_settings(tmp_path / "data", [fake.url], base_model_dir)
 
 
 @pytest.fixture

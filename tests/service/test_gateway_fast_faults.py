@@ -52,11 +52,6 @@ ASK = {"model": BASE_NAME, "messages": HELLO}
 FAST_PROBES = {"vllm_probe_interval_s": 0.1, "vllm_probe_timeout_s": 1.0, "vllm_probe_failures": 2}
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class WatchfulFake(FakeVLLM):
     """A fake vLLM that can fail its health probes, and hold non-streaming requests while it
     watches whether the caller is still connected."""

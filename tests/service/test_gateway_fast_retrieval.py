@@ -8,7 +8,7 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +23,6 @@ from tests.service.fake_vllm import (
     gateway_settings,
     import_adapter,
     reply_text,
-    running_fake,
     set_mode,
     sse_data,
     tiny_adapter,
@@ -62,17 +61,6 @@ class KB:
         body = {"model": model, "messages": [{"role": "user", "content": QUESTION}], **extra}
         headers = {"authorization": f"Bearer {key or self.key}"}
         return await self.client.post(CHAT, json=body, headers=headers)
-
-
-@pytest.fixture(scope="module")
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture(scope="module")
-def fake_server() -> Iterator[FakeVLLM]:
-    with running_fake(BASE_NAME) as fake:
-        yield fake
 
 
 @pytest.fixture
