@@ -18,6 +18,7 @@ from typing import Any
 from ingest.errors import InvalidDocument
 from ingest.loaders import MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, decode_text
 from ingest.models import SourceDocument
+from lorag.json_nesting import nesting_depth
 
 TEXT_FIELDS = ("text", "content", "body", "passage")
 ID_FIELDS = ("id", "_id")
@@ -66,21 +67,6 @@ def record_document(
     )
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether `value` nests arrays/objects deeper than MAX_RECORD_DEPTH (iteratively)."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        if depth == MAX_RECORD_DEPTH:
-            return True
-        stack.extend((child, depth + 1) for child in item)
-    return False
-
-
 def _jsonl_records(text: str) -> Iterator[tuple[int, Any]]:
     too_deep = ValueError(f"nested too deeply (over {MAX_RECORD_DEPTH} levels of arrays/objects)")
     for number, line in enumerate(text.split("\n"), start=1):
@@ -93,7 +79,7 @@ def _jsonl_records(text: str) -> Iterator[tuple[int, Any]]:
         except RecursionError:
             yield number, too_deep
         else:
-            yield number, too_deep if _too_deep(record) else record
+            yield number, too_deep if nesting_depth(record) > MAX_RECORD_DEPTH else record
 
 
 def _csv_records(text: str) -> Iterator[tuple[int, Any]]:

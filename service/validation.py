@@ -7,6 +7,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from lorag.json_nesting import nesting_depth
 from service.errors import InvalidRequest
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -14,22 +15,6 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 MAX_JSON_DEPTH = 100
 """Deepest nesting of arrays/objects accepted in a request body (tool schemas need ~20)."""
-
-
-def json_depth(value: Any) -> int:
-    """How deeply `value` nests lists and dicts (a scalar is 0); iterative, so any depth."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, dict):
-            item = item.values()
-        elif not isinstance(item, list):
-            continue
-        depth += 1
-        deepest = max(deepest, depth)
-        stack.extend((child, depth) for child in item)
-    return deepest
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -44,7 +29,7 @@ def parse_json(raw: bytes) -> dict[str, Any]:
         raise too_deep from None
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
-    if json_depth(data) > MAX_JSON_DEPTH:
+    if nesting_depth(data) > MAX_JSON_DEPTH:
         raise too_deep
     return data
 
