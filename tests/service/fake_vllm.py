@@ -323,15 +323,15 @@ class FakeVLLM:
 
 # --- serving it ---------------------------------------------------------------------------
 @contextlib.contextmanager
-def serve_in_thread(app: Any) -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (a free port) from a thread; yield its URL."""
+def serve_in_thread(app: Any, port: int = 0, *, lifespan: str = "off") -> Iterator[str]:
+    """Serve an ASGI app with uvicorn on 127.0.0.1:`port` (0: a free one) from a thread;
+    yield its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
+    sock.bind(("127.0.0.1", port))
     config = uvicorn.Config(
         app,
-        lifespan="off",
+        lifespan=lifespan,
         log_config=None,
         log_level="critical",
         access_log=False,
@@ -344,9 +344,9 @@ def serve_in_thread(app: Any) -> Iterator[str]:
         deadline = time.monotonic() + 20
         while not server.started:
             if not thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the fake vLLM did not start")
+                raise RuntimeError("the server did not start")
             time.sleep(0.01)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

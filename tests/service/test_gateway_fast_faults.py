@@ -28,7 +28,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -43,6 +42,7 @@ from tests.service.fake_vllm import (
     gateway_client,
     gateway_settings,
     reply_text,
+    serve_in_thread,
 )
 
 pytestmark = pytest.mark.anyio
@@ -89,38 +89,9 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def serving(app: Any, port: int = 0, *, lifespan: str = "off") -> Iterator[str]:
-    """Serve an ASGI app with uvicorn on 127.0.0.1:`port` (0: any) from a thread."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", port))
-    config = uvicorn.Config(
-        app,
-        lifespan=lifespan,
-        log_config=None,
-        log_level="critical",
-        access_log=False,
-        timeout_graceful_shutdown=2,
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 20
-        while not server.started:
-            assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-
-
-@contextlib.contextmanager
 def fake_on(port: int = 0) -> Iterator[WatchfulFake]:
     fake = WatchfulFake(BASE_NAME)
-    with serving(fake.app, port) as url:
+    with serve_in_thread(fake.app, port) as url:
         fake.url = url
         yield fake
 
@@ -235,7 +206,7 @@ async def gateway_over_tcp(settings: Any) -> AsyncIterator[str]:
     """The real gateway served by uvicorn (its lifespan running): a client's disconnect is a
     real closed connection, as in production (an in-process transport cannot show it)."""
     app = build_app(settings, engine=RemoteEngine(settings.vllm_urls))
-    with serving(app, lifespan="on") as url:
+    with serve_in_thread(app, lifespan="on") as url:
         yield url
 
 
