@@ -325,9 +325,7 @@ class EmbeddedEngine(Engine):
             os.killpg(pgid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(timeout=10)
-        deadline = time.monotonic() + 10
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_group_gone(pgid, timeout_s=10)
 
     def _terminate(self) -> None:
         process = self._process
@@ -345,11 +343,16 @@ class EmbeddedEngine(Engine):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(pgid, signal.SIGKILL)
             process.wait(timeout=5)
-        deadline = time.monotonic() + 10
-        while _group_alive(pgid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_group_gone(pgid, timeout_s=10)
         with contextlib.suppress(ProcessLookupError):  # what outlived its parent
             os.killpg(pgid, signal.SIGKILL)
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> None:
+    """Wait (at most `timeout_s`) until no process of the group is left."""
+    deadline = time.monotonic() + timeout_s
+    while _group_alive(pgid) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def _group_alive(pgid: int) -> bool:

@@ -12,6 +12,8 @@ import sys
 import zlib
 from pathlib import Path
 
+from tests.ingest.sample_files import pdf_bytes
+
 MIB = 2**20
 HOSTILE_DIR = Path(__file__).parent / "hostile"
 
@@ -87,25 +89,6 @@ def write_zip_bomb_docx(path: Path, inflated: int = 1024 * MIB) -> Path:
     members.append(("word/document.xml", bomb, size, crc))
     path.write_bytes(zip_bytes(members))
     return path
-
-
-def pdf_bytes(objects: dict[int, bytes], root: int = 1) -> bytes:
-    """A PDF of numbered objects with a correct xref table (missing numbers are free)."""
-    out = bytearray(b"%PDF-1.4\n")
-    offsets: dict[int, int] = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out += f"{number} 0 obj\n".encode() + objects[number] + b"\nendobj\n"
-    xref = len(out)
-    size = max(objects) + 1
-    out += f"xref\n0 {size}\n0000000000 65535 f \n".encode()
-    for number in range(1, size):
-        entry = (
-            f"{offsets[number]:010d} 00000 n \n" if number in offsets else "0" * 10 + " 65535 f \n"
-        )
-        out += entry.encode()
-    out += f"trailer\n<< /Size {size} /Root {root} 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    return bytes(out)
 
 
 _FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"

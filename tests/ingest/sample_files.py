@@ -12,6 +12,27 @@ def _pdf_escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
+def pdf_bytes(objects: dict[int, bytes], root: int = 1, info: int | None = None) -> bytes:
+    """A PDF of numbered objects with a correct xref table (missing numbers are free);
+    `info`: the number of the document information dictionary."""
+    out = bytearray(b"%PDF-1.4\n")
+    offsets: dict[int, int] = {}
+    for number in sorted(objects):
+        offsets[number] = len(out)
+        out += f"{number} 0 obj\n".encode() + objects[number] + b"\nendobj\n"
+    xref = len(out)
+    size = max(objects) + 1
+    out += f"xref\n0 {size}\n0000000000 65535 f \n".encode()
+    for number in range(1, size):
+        entry = (
+            f"{offsets[number]:010d} 00000 n \n" if number in offsets else "0" * 10 + " 65535 f \n"
+        )
+        out += entry.encode()
+    trailer = f"/Size {size} /Root {root} 0 R" + (f" /Info {info} 0 R" if info else "")
+    out += f"trailer\n<< {trailer} >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return bytes(out)
+
+
 def write_pdf(path: Path, pages: Sequence[Sequence[str]], *, title: str | None = None) -> Path:
     """A valid PDF (Helvetica text, one line per string; "" is a blank line) with `pages`."""
     count = len(pages)
@@ -35,19 +56,7 @@ def write_pdf(path: Path, pages: Sequence[Sequence[str]], *, title: str | None =
     info_id = 4 + 2 * count
     if title:
         objects[info_id] = f"<< /Title ({_pdf_escape(title)}) >>".encode("latin-1")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets: dict[int, int] = {}
-    for number in sorted(objects):
-        offsets[number] = len(out)
-        out += f"{number} 0 obj\n".encode() + objects[number] + b"\nendobj\n"
-    xref = len(out)
-    size = max(objects) + 1
-    out += f"xref\n0 {size}\n0000000000 65535 f \n".encode()
-    for number in range(1, size):
-        out += f"{offsets[number]:010d} 00000 n \n".encode()
-    info = f" /Info {info_id} 0 R" if title else ""
-    out += f"trailer\n<< /Size {size} /Root 1 0 R{info} >>\nstartxref\n{xref}\n%%EOF\n".encode()
-    path.write_bytes(bytes(out))
+    path.write_bytes(pdf_bytes(objects, info=info_id if title else None))
     return path
 
 
