@@ -99,7 +99,7 @@ class AppState:
 
 def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     engine = engine or build_engine(settings)
-    upstream = Upstream(settings.request_timeout_s)
+    upstream = Upstream(settings.request_timeout_s, api_key=engine.api_key)
     registry = open_registry(settings, busy_timeout_s=settings.registry_busy_timeout_s)
     metrics = Metrics()
     router = Router(registry, served_model_name(settings))

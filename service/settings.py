@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Remote engine: comma-separated vLLM base URLs."
     )
+    vllm_api_key: SecretStr | None = Field(
+        None,
+        description="The key vLLM accepts (sent as `Authorization: Bearer`). Remote engine: the "
+        "key sent to every remote vLLM server (their --api-key); unset = none sent. Embedded "
+        "engine: unset = a fresh random key per engine start.",
+    )
     vllm_dtype: str = Field(
         "auto",
         description="vLLM --dtype; 'auto' = bfloat16 on CPUs with native bf16, float32 on other "
@@ -134,6 +140,26 @@ class Settings(BaseSettings):
                     data[key] = _split_list(data[key])
         return data
 
+    @field_validator("vllm_api_key", mode="before")
+    @classmethod
+    def _blank_vllm_key_is_unset(cls, value: object) -> object:
+        """`LORAG_VLLM_API_KEY=` (empty or blanks) means no key, exactly like unset."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("vllm_extra_args")
+    @classmethod
+    def _no_key_on_the_command_line(cls, value: list[str]) -> list[str]:
+        if any(arg.split("=", 1)[0] == "--api-key" for arg in value):
+            raise ValueError(
+                "--api-key does not belong in LORAG_VLLM_EXTRA_ARGS (the command line is "
+                "visible to every local user): set LORAG_VLLM_API_KEY instead"
+            )
+        return value
+
     @field_validator("admin_key", mode="before")
     @classmethod
     def _blank_admin_key_is_unset(cls, value: object) -> object:
@@ -189,7 +215,7 @@ def _is_secret(field: str) -> bool:
 SECRET_VARIABLES = frozenset(
     f"LORAG_{name.upper()}" for name in Settings.model_fields if _is_secret(name)
 )
-"""The environment variables that hold secrets (the admin key, the Qdrant API key)."""
+"""The environment variables that hold secrets (the admin key, the Qdrant and vLLM API keys)."""
 
 
 def settings_error_lines(error: ValidationError) -> list[str]:
@@ -208,7 +234,8 @@ def child_environment(extra: dict[str, str]) -> dict[str, str]:
     """The environment for a child process (vLLM): ours without lorag's secrets, plus `extra`.
 
     The one place besides `Settings` that touches the process environment: children must
-    inherit PATH, HOME and the like, but never the admin or Qdrant keys.
+    inherit PATH, HOME and the like, but never the admin, Qdrant or vLLM keys (the embedded
+    engine hands vLLM its key as `VLLM_API_KEY`, in `extra`).
     """
     import os
 

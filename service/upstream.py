@@ -3,10 +3,14 @@
 aiohttp rather than httpx here: relaying a token stream costs about half the CPU per event
 (C parser), and on a 2-core machine the gateway's CPU is taken from vLLM.
 
+Every request carries the engine's key (`Authorization: Bearer`, when it has one).
+
 Transport failures become `EngineUnavailable` (503) or `UpstreamTimeout` (504); a connection
 that could not even be opened is `ConnectFailed` (a 503 too, but nothing reached the server, so
-the request may be sent to another one). An error answer from vLLM becomes `UpstreamError`
-carrying vLLM's status and message in OpenAI's envelope.
+the request may be sent to another one). vLLM refusing the gateway's key (401) is
+`EngineRefusedKey`, a 503 as well: the caller's own key is not the problem. Any other error
+answer from vLLM becomes `UpstreamError` carrying vLLM's status and message in OpenAI's
+envelope.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any
 
 import aiohttp
 
+from service.engine.base import bearer_headers
 from service.errors import EngineUnavailable, LoragError, UpstreamTimeout
 
 log = logging.getLogger(__name__)
@@ -50,6 +55,21 @@ class ConnectFailed(EngineUnavailable):
     nothing was sent, so the request is safe to send to another server."""
 
 
+class EngineRefusedKey(EngineUnavailable):
+    """vLLM answered 401: it does not take the gateway's key (`LORAG_VLLM_API_KEY` differs
+    from the server's `--api-key`, or the server wants one and none is set)."""
+
+
+def raise_for_status(url: str, status: int, content: bytes) -> None:
+    """Raise the error for vLLM's error answer (none below 400)."""
+    if status == 401:
+        # the operator's problem, not the caller's: their key is fine, ours is not
+        log.error("vLLM at %s refused the gateway's key (check LORAG_VLLM_API_KEY)", url)
+        raise EngineRefusedKey("the model engine refused the gateway; retry shortly")
+    if status >= 400:
+        raise UpstreamError.from_response(status, content)
+
+
 @contextlib.contextmanager
 def mapped_transport_errors() -> Iterator[None]:
     try:
@@ -69,9 +89,10 @@ def mapped_transport_errors() -> Iterator[None]:
 class Upstream:
     """The pooled HTTP client to the engine's servers (opened inside the event loop)."""
 
-    def __init__(self, timeout_s: float, max_connections: int = 512):
+    def __init__(self, timeout_s: float, max_connections: int = 512, *, api_key: str | None = None):
         self.timeout_s = timeout_s
         self.max_connections = max_connections
+        self._headers = bearer_headers(api_key)  # on every request (the engine's key)
         self._session: aiohttp.ClientSession | None = None
 
     @property
@@ -80,6 +101,7 @@ class Upstream:
             self._session = aiohttp.ClientSession(
                 timeout=aiohttp.ClientTimeout(total=self.timeout_s, sock_connect=5),
                 connector=aiohttp.TCPConnector(limit=self.max_connections),
+                headers=self._headers,
                 auto_decompress=False,
             )
         return self._session
@@ -103,8 +125,7 @@ class Upstream:
             all_headers = {**_JSON, **(headers or {})}
             async with self.session.post(url, data=payload, headers=all_headers) as answer:
                 status, content = answer.status, await answer.read()
-        if status >= 400:
-            raise UpstreamError.from_response(status, content)
+        raise_for_status(url, status, content)
         return content
 
     async def open_stream(
@@ -117,7 +138,7 @@ class Upstream:
             if response.status >= 400:
                 content = await response.read()
                 response.release()
-                raise UpstreamError.from_response(response.status, content)
+                raise_for_status(url, response.status, content)
         return response
 
     async def healthy(self, url: str) -> bool:

@@ -23,6 +23,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 BASE_NAME = "smollm2-135m-instruct"
 ADMIN_KEY = "test-admin-key-0123456789"  # at least 16 characters (Settings)
+VLLM_KEY = "test-vllm-key-0123456789"  # the session's embedded vLLM accepts only this key
 
 
 @pytest.fixture(scope="session")
@@ -47,6 +48,7 @@ class Gateway:
     log_path: Path
     env: dict[str, str]
     admin_key: str = ADMIN_KEY
+    vllm_api_key: str = VLLM_KEY
     base_name: str = BASE_NAME
 
     def wait_ready(self, timeout_s: float = 300.0) -> None:
@@ -90,6 +92,10 @@ class Gateway:
         args = Path(f"/proc/{self.engine_pid()}/cmdline").read_bytes().split(b"\0")
         return f"http://127.0.0.1:{args[args.index(b'--port') + 1].decode()}"
 
+    def vllm_headers(self) -> dict[str, str]:
+        """What a direct request to the embedded vLLM needs: it accepts only the gateway's key."""
+        return {"authorization": f"Bearer {self.vllm_api_key}"}
+
 
 def child_pids(pid: int) -> set[int]:
     found: set[int] = set()
@@ -118,6 +124,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
         "LORAG_BASE_MODEL": str(base_model_dir),
         "LORAG_MODEL_NAME": BASE_NAME,
         "LORAG_ADMIN_KEY": ADMIN_KEY,
+        "LORAG_VLLM_API_KEY": VLLM_KEY,  # known, so tests can call the engine directly
         # fp32: greedy answers do not flip with batch composition (bf16 ones do)
         "LORAG_VLLM_DTYPE": "float32",
         "LORAG_PORT": str(port),

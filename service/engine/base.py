@@ -12,14 +12,22 @@ from lorag.hardware import Precision
 log = logging.getLogger(__name__)
 
 
-def probe_health(url: str, timeout_s: float) -> bool:
+def bearer_headers(api_key: str | None) -> dict[str, str]:
+    """The header that carries the key vLLM accepts (none without a key)."""
+    return {"authorization": f"Bearer {api_key}"} if api_key else {}
+
+
+def probe_health(url: str, timeout_s: float, api_key: str | None = None) -> bool:
     """Whether the vLLM server at `url` answers `GET /health` with 200 within `timeout_s`.
 
     Blocking: run it in a thread (`asyncio.to_thread`). A thread, not the event loop, keeps
     the verdict true when the gateway's loop is busy: a probe never fails for our own delay.
+    vLLM leaves `/health` open; the key goes along anyway (a proxy in front may want it).
     """
+    headers = bearer_headers(api_key)
     try:
-        return httpx.get(f"{url}/health", timeout=timeout_s, trust_env=False).status_code == 200
+        answer = httpx.get(f"{url}/health", headers=headers, timeout=timeout_s, trust_env=False)
+        return answer.status_code == 200
     except httpx.HTTPError as exc:
         log.debug("health probe of %s failed: %r", url, exc)
         return False
@@ -34,6 +42,10 @@ class Engine(ABC):
 
     precision: Precision | None = None
     """The dtype lorag chose for the servers it starts, with its reason (None: not ours)."""
+
+    api_key: str | None = None
+    """The key the servers accept (`Authorization: Bearer`), sent with every request to them;
+    None: they take requests without one."""
 
     @abstractmethod
     async def start(self) -> None: ...

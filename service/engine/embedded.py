@@ -1,13 +1,17 @@
 """The embedded engine: vLLM's OpenAI server as a supervised child process.
 
-It listens on 127.0.0.1 on a free port (only the gateway reaches it), with runtime LoRA loading
-enabled. `start` waits for `/health`; a child that dies is restarted with backoff; `stop`
-ends the whole process group. While it runs, `/health` is probed every `probe_interval_s`: a
-child that exists but no longer answers (hung, or stopped with SIGSTOP) is marked down after
-`probe_failures` failed probes (callers get 503 at once instead of waiting on it), its process
-group is killed with SIGKILL (which also ends a stopped process) and it is restarted. The child
-asks the kernel to kill it when the gateway dies (PR_SET_PDEATHSIG), so a killed gateway leaves
-no orphan vLLM behind.
+It listens on 127.0.0.1 on a free port, with runtime LoRA loading enabled. `start` waits for
+`/health`; a child that dies is restarted with backoff; `stop` ends the whole process group.
+While it runs, `/health` is probed every `probe_interval_s`: a child that exists but no longer
+answers (hung, or stopped with SIGSTOP) is marked down after `probe_failures` failed probes
+(callers get 503 at once instead of waiting on it), its process group is killed with SIGKILL
+(which also ends a stopped process) and it is restarted. The child asks the kernel to kill it
+when the gateway dies (PR_SET_PDEATHSIG), so a killed gateway leaves no orphan vLLM behind.
+
+It accepts only the gateway: it gets a key (`LORAG_VLLM_API_KEY`, or a fresh random one per
+engine) in its environment as `VLLM_API_KEY`, never on its command line (every local user can
+read that in `ps`), and `service.engine.vllm_guard` makes every route but `/health` need it
+(vLLM's own check leaves `/adapters`, `/invocations`, `/metrics` and more open).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ import contextlib
 import ctypes
 import logging
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -29,7 +34,7 @@ from pathlib import Path
 import httpx
 
 from lorag.hardware import Precision
-from service.engine.base import Engine, probe_health
+from service.engine.base import Engine, bearer_headers, probe_health
 from service.errors import EngineUnavailable
 
 log = logging.getLogger(__name__)
@@ -55,6 +60,7 @@ def quiet_cpu_environment(cores: int | None) -> dict[str, str]:
 
 
 _LOG_TAIL_LINES = 40
+GUARD_MIDDLEWARE = "service.engine.vllm_guard.GatewayOnly"
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,8 @@ class EmbeddedEngineConfig:
     probe_interval_s: float = 5.0
     probe_timeout_s: float = 5.0
     probe_failures: int = 3
+    api_key: str | None = field(default=None, repr=False)
+    """The key vLLM accepts; None: a fresh random one for each `EmbeddedEngine`."""
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -108,6 +116,7 @@ class EmbeddedEngine(Engine):
     ):
         self.config = config
         self.precision = precision or Precision(config.dtype, config.dtype, "asked for")
+        self.api_key = config.api_key or secrets.token_urlsafe(32)
         self._backoff_max_s = backoff_max_s
         self._process: subprocess.Popen[bytes] | None = None
         self._url: str | None = None
@@ -195,6 +204,8 @@ class EmbeddedEngine(Engine):
             "--max-cpu-loras",
             str(cfg.max_cpu_loras),
             "--disable-uvicorn-access-log",
+            "--middleware",
+            GUARD_MIDDLEWARE,
             *cfg.extra_args,
         ]
 
@@ -204,6 +215,7 @@ class EmbeddedEngine(Engine):
             "VLLM_ALLOW_RUNTIME_LORA_UPDATING": "True",
             "VLLM_CPU_KVCACHE_SPACE": str(self.config.kv_cache_gib),
             "HF_HUB_OFFLINE": self.config.environment.get("HF_HUB_OFFLINE", "1"),
+            "VLLM_API_KEY": self.api_key,  # not on the command line: `ps` shows that to all
         }
 
     async def _launch_and_wait(self) -> None:
@@ -232,7 +244,8 @@ class EmbeddedEngine(Engine):
 
     async def _wait_healthy(self, url: str) -> None:
         deadline = time.monotonic() + self.config.start_timeout_s
-        async with httpx.AsyncClient(timeout=2.0) as client:
+        headers = bearer_headers(self.api_key)
+        async with httpx.AsyncClient(timeout=2.0, headers=headers) as client:
             while time.monotonic() < deadline:
                 if self._process is None or self._process.poll() is not None:
                     code = self._process.returncode if self._process else None
@@ -294,7 +307,7 @@ class EmbeddedEngine(Engine):
     async def _probe(self, url: str, failures: int) -> int:
         """Probe `/health` once; the count of consecutive failures after it."""
         timeout = self.config.probe_timeout_s
-        if await asyncio.to_thread(probe_health, url, timeout):
+        if await asyncio.to_thread(probe_health, url, timeout, self.api_key):
             if failures:
                 log.info("vLLM answers /health again after %d failed probe(s)", failures)
             return 0

@@ -6,6 +6,9 @@ rotation at once when a request cannot reach it (`report_unreachable`: connectio
 lost), or after `probe_failures` failed `/health` probes in a row. Every server is probed in
 the background every `probe_interval_s`; one that was down is used again as soon as it
 answers (and `generation` changes: it may have restarted and lost its adapters).
+
+Every request to them, probes included, carries `api_key` (`LORAG_VLLM_API_KEY`, the key the
+servers were started with: `--api-key` or `VLLM_API_KEY`) as a bearer token when it is set.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ class RemoteEngine(Engine):
         self,
         urls: list[str],
         *,
+        api_key: str | None = None,
         probe_interval_s: float = 5.0,
         probe_timeout_s: float = 5.0,
         probe_failures: int = 3,
@@ -40,6 +44,7 @@ class RemoteEngine(Engine):
         if not urls:
             raise EngineUnavailable("no vLLM URLs configured (LORAG_VLLM_URLS)")
         self._servers = {url.rstrip("/"): _Server(url.rstrip("/")) for url in urls}
+        self.api_key = api_key
         self._probe_interval_s = probe_interval_s
         self._probe_timeout_s = probe_timeout_s
         self._probe_failures = max(1, probe_failures)
@@ -93,7 +98,10 @@ class RemoteEngine(Engine):
         """Probe every server's `/health` (concurrently) and update which are up."""
         servers = list(self._servers.values())
         answers = await asyncio.gather(
-            *(asyncio.to_thread(probe_health, s.url, self._probe_timeout_s) for s in servers)
+            *(
+                asyncio.to_thread(probe_health, s.url, self._probe_timeout_s, self.api_key)
+                for s in servers
+            )
         )
         for server, healthy in zip(servers, answers, strict=True):
             if healthy:

@@ -6,6 +6,10 @@ The fake speaks what the gateway uses: `/health`, `/v1/models`, `/v1/chat/comple
 compact JSON (`"model":"name"`, no spaces), errors as `{"error": {message, type, param, code}}`
 with the HTTP status as `code`.
 
+Like the embedded vLLM it accepts only the gateway: every route but `/health` needs its key
+(`VLLM_KEY`, as `Authorization: Bearer`) and answers 401 without it, as vLLM does, so a
+gateway that forgets the key fails the fast tests. It checks `cache_salt` as vLLM 0.32 does.
+
 Its reply text is deterministic and says what it got: `"<model> heard: <last user message>"`
 (chat) or `"<model> read: <prompt>"` (completions); a stream sends it one word per event. It
 records every request (`received`), and `faults` make it misbehave on purpose.
@@ -31,9 +35,13 @@ from typing import Any
 import httpx
 import uvicorn
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+VLLM_KEY = "fake-vllm-key-0123456789"
+"""The key fakes accept unless told otherwise (`gateway_settings` gives it to the gateway)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class Received:
     method: str
     path: str
     body: Any  # the parsed JSON body (None for GET)
+    authorization: str | None = None  # the header as sent
 
 
 @dataclass
@@ -91,11 +100,33 @@ def reply_text(path: str, body: dict[str, Any]) -> str:
     return f"{body['model']} read: {body.get('prompt')}"
 
 
+class _RequireKey:
+    """vLLM with a key (and lorag's guard): 401 for any route but `/health` without it."""
+
+    def __init__(self, app: Any, fake: FakeVLLM) -> None:
+        self.app = app
+        self.fake = fake
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        key = self.fake.api_key
+        if scope["type"] == "http" and key and scope["path"] != "/health":
+            offered = dict(scope["headers"]).get(b"authorization", b"").decode("latin-1")
+            if offered != f"Bearer {key}":
+                with self.fake._lock:
+                    self.fake.refused.append(scope["path"])
+                answer = JSONResponse({"error": "Unauthorized"}, status_code=401)
+                await answer(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 class FakeVLLM:
-    def __init__(self, base_name: str):
+    def __init__(self, base_name: str, api_key: str | None = VLLM_KEY):
         self.base_name = base_name
+        self.api_key = api_key  # None: no key needed
         self.url = ""  # set by `running_fake`
         self.received: list[Received] = []
+        self.refused: list[str] = []  # paths of requests refused for a missing or wrong key
         self.adapters: dict[str, str] = {}  # loaded LoRA name -> path
         self.faults = Faults()
         self.running = 0  # generation requests in progress
@@ -109,7 +140,8 @@ class FakeVLLM:
                 Route("/v1/completions", self._generate, methods=["POST"]),
                 Route("/v1/load_lora_adapter", self._load, methods=["POST"]),
                 Route("/v1/unload_lora_adapter", self._unload, methods=["POST"]),
-            ]
+            ],
+            middleware=[Middleware(_RequireKey, fake=self)],
         )
 
     # --- for tests ----------------------------------------------------------------------
@@ -117,6 +149,7 @@ class FakeVLLM:
         """Forget what was received and the faults (and the loaded adapters, unless asked)."""
         with self._lock:
             self.received.clear()
+            self.refused.clear()
             if adapters:
                 self.adapters.clear()
             self.faults = Faults()
@@ -157,8 +190,9 @@ class FakeVLLM:
                 body = json.loads(raw)
             except ValueError:
                 body = raw.decode("utf-8", "replace")
+        authorization = request.headers.get("authorization")
         with self._lock:
-            self.received.append(Received(request.method, request.url.path, body))
+            self.received.append(Received(request.method, request.url.path, body, authorization))
         return body
 
     async def _health(self, request: Request) -> Response:
@@ -373,25 +407,25 @@ def gateway_settings(
 ) -> Any:
     from service.settings import Settings
 
-    return Settings(
-        data_dir=data_dir,
-        engine="remote",
-        vllm_urls=urls,
-        admin_key=ADMIN_KEY,
-        base_model=str(base_model_dir),
-        model_name=base_model_dir.name,
+    fields = {
+        "data_dir": data_dir,
+        "engine": "remote",
+        "vllm_urls": urls,
+        "vllm_api_key": VLLM_KEY,
+        "admin_key": ADMIN_KEY,
+        "base_model": str(base_model_dir),
+        "model_name": base_model_dir.name,
         **({} if knowledge else KNOWLEDGE_OFF),
-        **extra,
-    )
+    }
+    return Settings(**{**fields, **extra})
 
 
 @contextlib.asynccontextmanager
 async def gateway_client(settings: Any, engine: Any = None) -> AsyncIterator[httpx.AsyncClient]:
     """The real gateway app, its lifespan running, behind an in-process httpx client."""
     from service.app import build_app
-    from service.engine import RemoteEngine
 
-    app = build_app(settings, engine=engine or RemoteEngine(settings.vllm_urls))
+    app = build_app(settings, engine=engine)  # None: built from `settings`, key included
     async with app.router.lifespan_context(app):
         # raise_app_exceptions=False: a crash is seen as the 500 a client would get
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -482,6 +516,7 @@ def sse_data(raw: str) -> list[str]:
 
 __all__ = [
     "ADMIN_KEY",
+    "VLLM_KEY",
     "FakeVLLM",
     "Faults",
     "Received",

@@ -48,6 +48,7 @@ def direct(gw: Gateway, model: str, prompt: str = PROMPT, max_tokens: int = 24) 
             "temperature": 0,
             "max_tokens": max_tokens,
         },
+        headers=gw.vllm_headers(),
         timeout=120,
     )
     answer.raise_for_status()
@@ -58,6 +59,7 @@ def load_direct(gw: Gateway, name: str, path: Path) -> None:
     answer = httpx.post(
         f"{gw.vllm_url()}/v1/load_lora_adapter",
         json={"lora_name": name, "lora_path": str(path)},
+        headers=gw.vllm_headers(),
         timeout=60,
     )
     # vLLM refuses a name it already holds; each name here always means the same folder
@@ -227,10 +229,10 @@ def test_deleting_a_version_in_use_is_refused(gw: Gateway, world: World) -> None
 
 
 def test_lru_cap_unloads_the_least_recently_used(gw: Gateway, world: World) -> None:
-    asyncio.run(_lru_scenario(gw.vllm_url(), gw.base_name, world))
+    asyncio.run(_lru_scenario(gw.vllm_url(), gw.vllm_api_key, gw.base_name, world))
 
 
-async def _lru_scenario(url: str, base_name: str, world: World) -> None:
+async def _lru_scenario(url: str, key: str, base_name: str, world: World) -> None:
     from datetime import UTC, datetime
 
     from adapters.models import AdapterVersion
@@ -259,10 +261,12 @@ async def _lru_scenario(url: str, base_name: str, world: World) -> None:
         return {m["id"] for m in (await client.get(f"{url}/v1/models")).json()["data"]}
 
     paths = {"lru-a": world.v1, "lru-b": world.v2}
-    upstream = Upstream(60)
-    manager = LoraManager(RemoteEngine([url]), upstream, lambda v: paths[v.name], cap=1)
+    upstream = Upstream(60, api_key=key)
+    engine = RemoteEngine([url], api_key=key)
+    manager = LoraManager(engine, upstream, lambda v: paths[v.name], cap=1)
     try:
-        async with httpx.AsyncClient(timeout=60) as client:
+        headers = {"authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(timeout=60, headers=headers) as client:
             first = await manager.acquire(url, version("lru-a"))
             await manager.acquire(url, version("lru-b"))  # over the cap, but a is in use
             assert {"lru-a@v1", "lru-b@v1"} <= await served()

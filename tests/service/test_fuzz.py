@@ -44,7 +44,6 @@ from schemathesis.core import NotSet
 from schemathesis.python.asgi import shutdown_lifespans
 
 from service.app import build_app
-from service.engine import RemoteEngine
 from service.protocol.knowledge import IngestRequest
 from service.protocol.openai import ChatCompletionRequest, CompletionRequest
 from service.retrieval import normalized
@@ -155,7 +154,7 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> It
     root = tmp_path_factory.mktemp("fuzz")
     with running_fake(BASE_NAME) as fake:
         settings_ = gateway_settings(root / "data", [fake.url], base_model_dir)
-        app = build_app(settings_, engine=RemoteEngine(settings_.vllm_urls))
+        app = build_app(settings_)
         state = app.state.lorag
         _, tenant_key = state.registry.create_tenant(TENANT)
         state.registry.create_tenant(OTHER)

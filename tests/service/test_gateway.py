@@ -178,15 +178,15 @@ def test_metrics_time_to_first_token_of_a_stream(gw: Gateway) -> None:
     assert 0 < ttft <= delta(before, after, "lorag_request_seconds_sum", **chat)
 
 
-def _running_in_vllm(url: str) -> float:
-    for line in httpx.get(f"{url}/metrics").text.splitlines():
+def _running_in_vllm(gw: Gateway) -> float:
+    metrics = httpx.get(f"{gw.vllm_url()}/metrics", headers=gw.vllm_headers())
+    for line in metrics.text.splitlines():
         if line.startswith("vllm:num_requests_running"):
             return float(line.rsplit(" ", 1)[1])
     raise AssertionError("vllm:num_requests_running not exported")
 
 
 def test_client_disconnect_cancels_upstream(gw: Gateway) -> None:
-    vllm = gw.vllm_url()
     body = {
         "model": gw.base_name,
         "messages": [{"role": "user", "content": "Write a very long story about a dragon."}],
@@ -200,12 +200,12 @@ def test_client_disconnect_cancels_upstream(gw: Gateway) -> None:
     ):
         lines = answer.iter_lines()
         assert next(lines).startswith("data: ")
-        assert _running_in_vllm(vllm) == 1
+        assert _running_in_vllm(gw) == 1
     # leaving the block closed the connection mid-stream
     deadline = time.monotonic() + 10
-    while _running_in_vllm(vllm) > 0 and time.monotonic() < deadline:
+    while _running_in_vllm(gw) > 0 and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _running_in_vllm(vllm) == 0
+    assert _running_in_vllm(gw) == 0
     assert "Paris" in ask(gw)
 
 

@@ -16,6 +16,7 @@ import pytest
 from tests.conftest import BASE_NAME
 from tests.service.fake_vllm import (
     ADMIN_KEY,
+    VLLM_KEY,
     FakeVLLM,
     Faults,
     admin,
@@ -310,7 +311,7 @@ async def test_fake_speaks_vllms_adapter_and_error_shapes(fake: FakeVLLM, tmp_pa
     folder.mkdir()
     (folder / "adapter_config.json").write_text("{}")
     load = {"lora_name": "x@v1", "lora_path": str(folder)}
-    async with httpx.AsyncClient(base_url=fake.url) as client:
+    async with httpx.AsyncClient(base_url=fake.url, headers=bearer(VLLM_KEY)) as client:
         assert (await client.post("/v1/load_lora_adapter", json=load)).status_code == 200
         again = await client.post("/v1/load_lora_adapter", json=load)
         nowhere = {"lora_name": "y@v1", "lora_path": str(tmp_path / "nowhere")}

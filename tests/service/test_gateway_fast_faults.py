@@ -205,7 +205,7 @@ async def test_events_that_arrived_before_the_engine_died_are_still_relayed() ->
 async def gateway_over_tcp(settings: Any) -> AsyncIterator[str]:
     """The real gateway served by uvicorn (its lifespan running): a client's disconnect is a
     real closed connection, as in production (an in-process transport cannot show it)."""
-    app = build_app(settings, engine=RemoteEngine(settings.vllm_urls))
+    app = build_app(settings)
     with serve_in_thread(app, lifespan="on") as url:
         yield url
 

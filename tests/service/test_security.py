@@ -184,11 +184,14 @@ def test_interactive_docs_are_off_when_api_keys_are_required(tmp_path: Path) -> 
 
 
 def test_child_processes_get_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.settings import child_environment
+    from service.settings import SECRET_VARIABLES, child_environment
 
     monkeypatch.setenv("LORAG_ADMIN_KEY", ADMIN_KEY)
     monkeypatch.setenv("LORAG_QDRANT_API_KEY", "qdrant-secret")
+    monkeypatch.setenv("LORAG_VLLM_API_KEY", "vllm-secret")
     monkeypatch.setenv("LORAG_DATA_DIR", "/data")
     env = child_environment({"EXTRA": "1"})
     assert "LORAG_ADMIN_KEY" not in env and "LORAG_QDRANT_API_KEY" not in env
+    assert "LORAG_VLLM_API_KEY" in SECRET_VARIABLES and "LORAG_VLLM_API_KEY" not in env
+    assert "vllm-secret" not in env.values()  # vLLM gets its key as VLLM_API_KEY, from lorag
     assert env["LORAG_DATA_DIR"] == "/data" and env["EXTRA"] == "1" and "PATH" in env
