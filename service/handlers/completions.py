@@ -5,6 +5,9 @@ change made to them is the `model` field, which says the name the client asked f
 that disconnects closes the upstream response, which makes vLLM abort the request (the route
 cancels a non-streaming request whose client left, which closes its upstream connection too).
 
+Every request sent carries the caller's `cache_salt` (`service.cache_salt`), replacing any the
+client sent: tenants never share vLLM's prefix cache.
+
 Faults: a server that cannot be connected to is reported to the engine (a remote one takes it
 out of rotation) and the request goes once to another server, as nothing was sent; a server
 lost mid-request is reported too, and the caller gets 503 (mid-stream: an error event in
@@ -26,6 +29,7 @@ import aiohttp
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from service.auth import Caller
+from service.cache_salt import CacheSalts
 from service.engine import Engine
 from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_envelope
 from service.lora import LoraManager
@@ -77,6 +81,7 @@ class CompletionsHandler:
         self.router = router
         self.lora = lora
         self.metrics = metrics
+        self.salts = CacheSalts(engine.api_key)  # the engine's key: a per-deployment secret
 
     async def handle(
         self, endpoint: Endpoint, raw: bytes, caller: Caller, request_id: str
@@ -86,7 +91,8 @@ class CompletionsHandler:
         request = validate(_REQUEST_TYPES[endpoint], data)
         target = self.router.resolve(caller, request.model)
         data.pop("lorag", None)
-        body = data  # forwarded as sent: unknown fields reach vLLM untouched
+        body = data  # forwarded as sent: unknown fields reach vLLM untouched, but for the salt
+        body["cache_salt"] = self.salts.for_tenant(caller.tenant_id)
         wants_usage = bool(request.stream_options and request.stream_options.include_usage)
         if request.stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

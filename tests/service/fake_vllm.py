@@ -120,6 +120,18 @@ class _RequireKey:
         await self.app(scope, receive, send)
 
 
+def _cache_salt_error(body: dict[str, Any]) -> str | None:
+    """vLLM 0.32's check of `cache_salt` (None: fine)."""
+    salt = body.get("cache_salt")
+    if salt is None:
+        return None
+    if not isinstance(salt, str) or not salt:
+        return "Parameter 'cache_salt' must be a non-empty string if provided."
+    if len(salt) > 128 or any(char in "@/\\\0" for char in salt):
+        return "Parameter 'cache_salt' must be at most 128 characters and must not contain '@'."
+    return None
+
+
 class FakeVLLM:
     def __init__(self, base_name: str, api_key: str | None = VLLM_KEY):
         self.base_name = base_name
@@ -254,6 +266,9 @@ class FakeVLLM:
                 "NotFoundError",
                 "model",
             )
+        salt_error = _cache_salt_error(body)
+        if salt_error is not None:
+            return _error(400, salt_error, "BadRequestError", "cache_salt")
         faults = self.faults if self.faults.apply_to(model) else Faults()
         if faults.delay_s:
             await asyncio.sleep(faults.delay_s)

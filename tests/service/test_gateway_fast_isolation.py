@@ -1,10 +1,11 @@
-"""The engine accepts only the gateway: fast, against the fake vLLM (which wants its key as vLLM
-does) and lorag's guard middleware on a tiny app.
+"""The engine accepts only the gateway, and tenants never share its prefix cache: fast, against
+the fake vLLM (which wants its key as vLLM does) and lorag's guard middleware on a tiny app.
 `test_engine_access.py` checks the same against the real embedded vLLM.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from service.cache_salt import CacheSalts
 from service.engine import EmbeddedEngine, EmbeddedEngineConfig, build_engine, vllm_guard
 from service.engine.embedded import GUARD_MIDDLEWARE
 from service.settings import Settings
@@ -29,12 +31,14 @@ from tests.service.fake_vllm import (
     gateway_settings,
     import_adapter,
     set_mode,
+    sse_data,
     tiny_adapter,
 )
 
 pytestmark = pytest.mark.anyio
 CHAT = "/v1/chat/completions"
 HELLO = [{"role": "user", "content": "Hello there, gateway."}]
+SALT = re.compile(r"[0-9a-f]{64}")
 
 
 # --- the gateway's key ----------------------------------------------------------------------
@@ -158,3 +162,45 @@ def test_the_guard_refuses_to_run_without_a_key(monkeypatch: pytest.MonkeyPatch)
     assert guarded_app(None)._carries_key(
         {"headers": [(b"authorization", b"Bearer from-vllm-envs")]}
     )
+
+
+# --- prefix-cache salts ---------------------------------------------------------------------
+async def test_each_tenant_gets_its_own_cache_salt_and_no_client_picks_one(
+    settings, fake: FakeVLLM
+) -> None:
+    async with gateway_client(settings) as client:
+        keys = {name: await create_tenant(client, name) for name in ("acme", "globex")}
+
+        async def chat(key: str | None, **extra: object) -> httpx.Response:
+            body = {"model": BASE_NAME, "messages": HELLO, **extra}
+            return await client.post(CHAT, json=body, headers=bearer(key) if key else {})
+
+        answers = [
+            await chat(keys["acme"]),
+            await chat(keys["acme"], cache_salt="globex", stream=True),
+            await chat(keys["globex"]),
+            await chat(None),
+            await chat(None, cache_salt="../not/valid@all"),  # vLLM would refuse this one
+            await client.post(
+                "/v1/completions",
+                json={"model": BASE_NAME, "prompt": "Hi", "cache_salt": "mine"},
+                headers=bearer(keys["acme"]),
+            ),
+        ]
+    assert [a.status_code for a in answers] == [200] * 6, [a.text for a in answers]
+    assert sse_data(answers[1].text)[-1] == "[DONE]"
+    acme, acme_again, globex, anonymous, anonymous_again = (
+        body["cache_salt"] for body in fake.bodies(CHAT)
+    )
+    [acme_text] = (body["cache_salt"] for body in fake.bodies("/v1/completions"))
+    assert acme == acme_again == acme_text  # one tenant: one salt, whatever it sent
+    assert anonymous == anonymous_again  # all anonymous callers share one
+    assert len({acme, globex, anonymous}) == 3
+    assert all(SALT.fullmatch(salt) for salt in (acme, globex, anonymous))
+
+
+def test_salts_depend_on_the_deployments_secret() -> None:
+    one, other = CacheSalts("key-one"), CacheSalts("key-two")
+    assert one.for_tenant("acme") == CacheSalts("key-one").for_tenant("acme")
+    assert one.for_tenant("acme") != other.for_tenant("acme")
+    assert one.for_tenant(None) != one.for_tenant("anonymous")  # no tenant id can mean "none"
