@@ -9,11 +9,15 @@ The suite's only two restarts of vLLM (each costs about a minute on a CPU) are h
   it down (503 at once, not a hang), kill it and restart it. The gateway fixture probes every
   second with a 3 s timeout, 3 failures (tests/conftest.py), so it is found within ~13 s.
 
+And one without a restart: a gateway with the remote engine in front of the session's real vLLM
+and a dead server (nothing listens) answers every request, and reports the dead one down.
+
 `test_gateway_fast_faults.py` checks the same logic against fakes in seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -25,8 +29,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Gateway, alive
+from service.engine import RemoteEngine, build_engine
+from service.settings import Settings
+from tests.conftest import Gateway, alive, free_port
 from tests.factories import make_lora_adapter
+from tests.service.fake_vllm import gateway_client, gateway_settings, sse_data
 
 TENANT = "faults"
 PROMPT = "Describe your favourite season in two sentences."
@@ -158,3 +165,44 @@ def test_hung_engine_is_503_at_once_then_killed_and_restarted(gw: Gateway) -> No
     engine = gw.ready().json()["engine"]
     assert engine["restarts"] == restarts + 1 and engine["last_error"] is None
     assert chat(gw, "none", gw.base_name) == base_before
+
+
+# --- remote engine: a dead server beside a real one ------------------------------------------
+async def _through_a_remote_gateway(
+    engine: RemoteEngine, settings: Settings, base_name: str
+) -> list[httpx.Response]:
+    """20 requests, half of them streams, half chat and half text; 10 at once, 10 in turn."""
+
+    async def send(client: httpx.AsyncClient, number: int) -> httpx.Response:
+        chat = number % 4 < 2
+        body: dict[str, object] = {"model": base_name, "max_tokens": 4, "temperature": 0}
+        body |= {"messages": [{"role": "user", "content": "Hi"}]} if chat else {"prompt": "Hi"}
+        body["stream"] = number % 2 == 1
+        path = "/v1/chat/completions" if chat else "/v1/completions"
+        return await client.post(path, json=body)
+
+    async with gateway_client(settings, engine=engine) as client:
+        answers = list(await asyncio.gather(*(send(client, n) for n in range(10))))
+        answers += [await send(client, n) for n in range(10, 20)]
+    return answers
+
+
+def test_a_dead_remote_server_beside_the_real_engine_fails_no_request(
+    gw: Gateway, base_model_dir: Path, tmp_path: Path
+) -> None:
+    live, dead = gw.vllm_url(), f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = gateway_settings(
+        tmp_path / "data", [dead, live], base_model_dir, vllm_api_key=gw.vllm_api_key
+    )
+    engine = build_engine(settings)
+    assert isinstance(engine, RemoteEngine)
+    answers = asyncio.run(_through_a_remote_gateway(engine, settings, gw.base_name))
+    assert [a.status_code for a in answers] == [200] * 20, [a.text for a in answers]
+    for answer in answers:
+        if answer.headers["content-type"].startswith("text/event-stream"):
+            events = sse_data(answer.text)
+            assert events[-1] == "[DONE]" and not any('"error"' in e for e in events)
+        else:
+            assert answer.json()["choices"]
+    assert engine.describe()["down"] == [dead]
+    assert engine.urls == [live]
