@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.base_model import BaseModelInfo
 from adapters.registry import Registry
-from ingest.errors import StoreLocked
+from ingest.errors import StoreFull, StoreLocked
 from service.base_model import resolve_base_model, served_model_name
 from service.engine import Engine, build_engine
 from service.errors import StoreUnavailable, envelope, package_error_bases, to_envelope
@@ -83,8 +83,12 @@ class AppState:
             self._knowledge = None  # the next request tries again
             # the cause names the server's folders: it goes to the operator's log, not callers
             log.warning("knowledge base unavailable: %s", getattr(exc, "message", None) or exc)
-            held = isinstance(exc, StoreLocked)
-            reason = "it is held by another process" if held else "it could not be opened"
+            if isinstance(exc, StoreLocked):
+                reason = "it is held by another process"
+            elif isinstance(exc, StoreFull):
+                reason = "its disk is full"
+            else:
+                reason = "it could not be opened"
             raise StoreUnavailable(
                 f"the knowledge base is unavailable ({reason}); retry shortly"
             ) from exc
