@@ -50,6 +50,24 @@ class Settings(BaseSettings):
         False, description="Refuse requests without a tenant key (else: base model only)."
     )
     log_level: str = "info"
+    retrieval_threads: int = Field(
+        4,
+        ge=1,
+        description="Worker threads for searches (the search endpoint and the RAG step): a "
+        "pool of their own, so that slow uploads or deletes never hold retrieval up.",
+    )
+    knowledge_threads: int = Field(
+        4,
+        ge=1,
+        description="Worker threads for knowledge writes: ingest submissions, upload parsing, "
+        "document listing and deletes, tenant purges (beyond them, such calls queue).",
+    )
+    registry_threads: int = Field(
+        2,
+        ge=1,
+        description="Worker threads for the admin API's registry calls (SQLite, which may "
+        "wait for another process's write lock).",
+    )
     registry_busy_timeout_s: float = Field(
         5.0,
         gt=0,
