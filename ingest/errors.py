@@ -17,6 +17,7 @@
     ├── EmbeddingModelError (RuntimeError) 500  the embedding model cannot be loaded
     ├── StoreIncompatible (RuntimeError) 500  the store was built with another vector size
     └── StoreUnavailable (ConnectionError) 503  the Qdrant server does not answer
+        └── StoreFull                  503  the embedded store's disk is full: writes refused
 
 `service.errors.to_envelope` maps them to OpenAI error envelopes by `status`, `code`, `param`.
 """
@@ -108,6 +109,10 @@ class StoreUnavailable(IngestError, ConnectionError):
     code = "store_unavailable"
 
 
+class StoreFull(StoreUnavailable):
+    """Less free space than the embedded store keeps (`ingest.store.disk_space`)."""
+
+
 __all__ = [
     "DocumentNotFound",
     "DocumentTooLarge",
@@ -120,6 +125,7 @@ __all__ = [
     "InvalidTenant",
     "JobNotFound",
     "NotFound",
+    "StoreFull",
     "StoreIncompatible",
     "StoreLocked",
     "StoreUnavailable",

@@ -384,6 +384,7 @@ def open_knowledge_base(
             collection=collection,
             dim=dim,
             qdrant_api_key=api_key,
+            min_free_bytes=settings.knowledge_min_free_mb * 2**20,
         )
 
     store = None

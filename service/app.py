@@ -1,6 +1,8 @@
 """`build_app(settings)`: the gateway wired from one `Settings`. No module globals.
 
 routes (thin HTTP) -> handlers (logic) -> interfaces (Engine, Registry, KnowledgeBase).
+Blocking calls run on the state's bounded worker pools (`service.executors`), started and
+shut down with the app's lifespan.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from adapters.base_model import BaseModelInfo
 from adapters.registry import Registry
-from ingest.errors import StoreLocked
+from ingest.errors import StoreFull, StoreLocked
 from service.base_model import resolve_base_model, served_model_name
 from service.engine import Engine, build_engine
 from service.errors import StoreUnavailable, envelope, package_error_bases, to_envelope
+from service.executors import Executors
 from service.handlers.completions import CompletionsHandler
 from service.lora import LoraManager
 from service.metrics import Metrics
@@ -52,6 +55,7 @@ class AppState:
     router: Router
     lora: LoraManager
     metrics: Metrics
+    executors: Executors
     completions: CompletionsHandler = field(init=False)
     _knowledge: asyncio.Task[Any] | None = field(default=None, repr=False)
     _tokenizer: Any = field(default=None, repr=False)
@@ -71,7 +75,8 @@ class AppState:
     def open_knowledge_soon(self) -> None:
         """Open the knowledge base in the background (it loads the embedding model)."""
         if self._knowledge is None:
-            self._knowledge = asyncio.create_task(asyncio.to_thread(open_knowledge, self.settings))
+            opening = self.executors.run("knowledge", open_knowledge, self.settings)
+            self._knowledge = asyncio.create_task(opening)
 
     async def knowledge(self) -> Any:
         """The knowledge base; `StoreUnavailable` (503) while it cannot be opened."""
@@ -83,8 +88,12 @@ class AppState:
             self._knowledge = None  # the next request tries again
             # the cause names the server's folders: it goes to the operator's log, not callers
             log.warning("knowledge base unavailable: %s", getattr(exc, "message", None) or exc)
-            held = isinstance(exc, StoreLocked)
-            reason = "it is held by another process" if held else "it could not be opened"
+            if isinstance(exc, StoreLocked):
+                reason = "it is held by another process"
+            elif isinstance(exc, StoreFull):
+                reason = "its disk is full"
+            else:
+                reason = "it could not be opened"
             raise StoreUnavailable(
                 f"the knowledge base is unavailable ({reason}); retry shortly"
             ) from exc
@@ -106,8 +115,20 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     lora = LoraManager(
         engine, upstream, registry.artifact_path, cap=settings.max_cpu_loras, metrics=metrics
     )
-    state = AppState(settings, engine, upstream, registry, router, lora, metrics)
-    retriever = Retriever(state.knowledge, state.tokenizer, settings.max_model_len)
+    executors = Executors(
+        {
+            "retrieval": settings.retrieval_threads,
+            "knowledge": settings.knowledge_threads,
+            "registry": settings.registry_threads,
+        }
+    )
+    state = AppState(settings, engine, upstream, registry, router, lora, metrics, executors)
+    retriever = Retriever(
+        state.knowledge,
+        state.tokenizer,
+        settings.max_model_len,
+        off_loop=executors.runner("retrieval"),
+    )
     state.completions = CompletionsHandler(engine, upstream, router, lora, metrics, retriever)
     return state
 
@@ -117,14 +138,18 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await state.engine.start()
-        state.open_knowledge_soon()
+        state.executors.start()
         try:
-            yield
+            await state.engine.start()
+            state.open_knowledge_soon()
+            try:
+                yield
+            finally:
+                await state.engine.stop()
+                await state.upstream.close()
+                await state.close_knowledge()
         finally:
-            await state.engine.stop()
-            await state.upstream.close()
-            await state.close_knowledge()
+            state.executors.shutdown()
 
     app = FastAPI(
         title="lorag",

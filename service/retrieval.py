@@ -185,20 +185,28 @@ class Augmented:
 
 
 class Retriever:
+    """Searches a tenant's knowledge and builds the prompt with it.
+
+    Its blocking calls (embedding and search, the tokenizer, the prompt's budget) run through
+    `off_loop`: the app passes its retrieval pool (`service.executors`), of threads no upload
+    or delete can take; by default asyncio's shared pool (`asyncio.to_thread`)."""
+
     def __init__(
         self,
         knowledge: Callable[[], Awaitable[Any]],
         tokenizer: Callable[[], Any],
         max_model_len: int,
+        off_loop: Callable[..., Awaitable[Any]] = asyncio.to_thread,
     ):
         self.knowledge = knowledge
         self.tokenizer = tokenizer  # loads once, on first use
         self.max_model_len = max_model_len
+        self.off_loop = off_loop
 
     async def search(self, tenant: str, query: str, settings: RetrievalSettings) -> list[Any]:
         knowledge = await self.knowledge()
         try:
-            return await asyncio.to_thread(
+            return await self.off_loop(
                 knowledge.search,
                 tenant,
                 query,
@@ -234,8 +242,8 @@ class Retriever:
         if not hits:
             return Augmented(messages, settings, query, "no_results", [])
         reserve = max_tokens or settings.reserve_tokens
-        tokenizer = await asyncio.to_thread(self.tokenizer)
-        assembled: Assembled = await asyncio.to_thread(
+        tokenizer = await self.off_loop(self.tokenizer)
+        assembled: Assembled = await self.off_loop(
             functools.partial(
                 with_context,
                 messages,

@@ -50,6 +50,24 @@ class Settings(BaseSettings):
         False, description="Refuse requests without a tenant key (else: base model only)."
     )
     log_level: str = "info"
+    retrieval_threads: int = Field(
+        4,
+        ge=1,
+        description="Worker threads for searches (the search endpoint and the RAG step): a "
+        "pool of their own, so that slow uploads or deletes never hold retrieval up.",
+    )
+    knowledge_threads: int = Field(
+        4,
+        ge=1,
+        description="Worker threads for knowledge writes: ingest submissions, upload parsing, "
+        "document listing and deletes, tenant purges (beyond them, such calls queue).",
+    )
+    registry_threads: int = Field(
+        2,
+        ge=1,
+        description="Worker threads for the admin API's registry calls (SQLite, which may "
+        "wait for another process's write lock).",
+    )
     registry_busy_timeout_s: float = Field(
         5.0,
         gt=0,
@@ -112,6 +130,16 @@ class Settings(BaseSettings):
         16,
         ge=1,
         description="Ingest jobs a tenant may have queued (not yet running); more: 429.",
+    )
+    knowledge_min_free_mb: int = Field(
+        64,
+        ge=0,
+        description="Free space (MiB) the embedded knowledge store keeps on its folder's disk: "
+        "a write that would leave less (an ingest batch, a delete) is refused with 503 and its "
+        "job fails, searches go on. qdrant-edge writes through memory maps, so on a really "
+        "full disk the whole gateway dies (SIGBUS). An upsert batch of 256 chunks takes ~1-3 "
+        "MiB, opening the store a few more; the margin also covers a new WAL segment's pages "
+        "and a restart. A Qdrant server (LORAG_QDRANT_URL) minds its own disk.",
     )
     ingest_jobs_kept_per_tenant: int = Field(
         100, ge=1, description="Finished ingest job records kept per tenant (the newest)."

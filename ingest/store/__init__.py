@@ -9,6 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ingest.store.base import Store
+from ingest.store.disk_space import MIN_FREE_BYTES
 from ingest.store.points import ChunkPoint, SparseVec, StoredPoint, point_id
 
 EDGE_FOLDER = "qdrant-edge"
@@ -21,11 +22,13 @@ def open_store(
     collection: str,
     dim: int | None,
     qdrant_api_key: str | None = None,
+    min_free_bytes: int = MIN_FREE_BYTES,
 ) -> Store:
     """The store the settings name: a Qdrant URL (or ":memory:"), else the edge folder.
 
     `dim=None` opens an existing edge folder with its own vector size (to fail fast when
-    the folder is locked, before loading an embedding model).
+    the folder is locked, before loading an embedding model). `min_free_bytes`: the free
+    space the edge folder's disk keeps (writes are refused below it); a server minds its own.
     """
     if qdrant_url:
         from ingest.store.server import QdrantStore
@@ -35,7 +38,7 @@ def open_store(
         return QdrantStore(qdrant_url, collection, dim, api_key=qdrant_api_key)
     from ingest.store.edge import EdgeStore
 
-    return EdgeStore(edge_path(knowledge_dir, collection), dim)
+    return EdgeStore(edge_path(knowledge_dir, collection), dim, min_free_bytes=min_free_bytes)
 
 
 def edge_path(knowledge_dir: Path, collection: str) -> Path:

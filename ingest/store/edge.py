@@ -6,17 +6,23 @@ CLI can tell the user that the server holds the knowledge base. Searches and wri
 run from several threads; writes are serialized by the `Store` lock. Segments are not
 optimized automatically (`optimize()` holds the GIL while it builds HNSW), so searches are
 exact scans of the tenant's points, found through the tenant index.
+
+A full disk would kill the process (qdrant-edge writes through memory maps: SIGBUS), so
+every write, and opening, first checks that the folder's file system keeps `min_free_bytes`
+free afterwards and is refused with `StoreFull` (503) otherwise (`ingest.store.disk_space`).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from ingest.errors import StoreIncompatible, StoreLocked, StoreUnavailable
 from ingest.store.base import RRF_K, Row, Store, prefetch_limit
+from ingest.store.disk_space import MIN_FREE_BYTES, DiskSpace, allocated_bytes, upsert_bytes
 from ingest.store.points import (
     DENSE,
     KEYWORD_INDEXES,
@@ -28,6 +34,8 @@ from ingest.store.points import (
     stored_point,
 )
 
+log = logging.getLogger(__name__)
+
 CONFIG_FILE = "edge_config.json"
 
 
@@ -36,8 +44,13 @@ class EdgeStore(Store):
 
     kind = "qdrant-edge"
 
-    def __init__(self, path: Path, dim: int | None) -> None:
-        """Open (or create) the shard at `path`; `dim=None` takes the existing shard's."""
+    def __init__(
+        self, path: Path, dim: int | None, *, min_free_bytes: int = MIN_FREE_BYTES
+    ) -> None:
+        """Open (or create) the shard at `path`; `dim=None` takes the existing shard's.
+
+        `StoreFull` when less than `min_free_bytes` is free on its file system: opening
+        writes too (on a full disk qdrant-edge dies of SIGBUS here as well)."""
         import qdrant_edge as qe
 
         self._qe = qe
@@ -50,6 +63,8 @@ class EdgeStore(Store):
             raise StoreUnavailable(f"no knowledge base at {self.path}")
         super().__init__(dim)
         self.path.mkdir(parents=True, exist_ok=True)
+        self._space = DiskSpace(self.path, min_free_bytes)
+        self._space.check(what="open")
         try:
             if exists:
                 self._shard = qe.EdgeShard.load(str(self.path))
@@ -109,6 +124,7 @@ class EdgeStore(Store):
 
     # --- hooks ----------------------------------------------------------------------------------
     def _upsert(self, rows: list[Row]) -> None:
+        self._space.check(upsert_bytes(rows), what="upsert")
         qe = self._qe
         points = [
             qe.Point(pid, {DENSE: dense, SPARSE: self._sparse(sparse)}, payload)
@@ -117,11 +133,13 @@ class EdgeStore(Store):
         self._shard.update(qe.UpdateOperation.upsert_points(points))
 
     def _delete(self, conditions: list[Condition], keep_ids: list[str]) -> None:
+        self._space.check(what="delete")  # a delete frees nothing until optimize()
         self._shard.update(
             self._qe.UpdateOperation.delete_points_by_filter(self._filter(conditions, keep_ids))
         )
 
     def _set_payload(self, conditions: list[Condition], values: dict[str, Any]) -> None:
+        self._space.check(what="set_payload")
         self._shard.update(
             self._qe.UpdateOperation.set_payload_by_filter(self._filter(conditions), values)
         )
@@ -198,6 +216,8 @@ class EdgeStore(Store):
         return int(self._shard.count(request))
 
     def _optimize(self) -> None:
+        # merging segments writes them anew before the old ones go: room for a copy
+        self._space.check(allocated_bytes(self.path / "segments"), what="optimize")
         self._shard.optimize()
 
     def flush(self) -> None:
@@ -205,8 +225,13 @@ class EdgeStore(Store):
             self._shard.flush()
 
     def close(self) -> None:
+        """Flush and close; on a full disk the flush may fail ("No space left on device"):
+        the shard is closed all the same (its WAL holds every write, replayed on open)."""
         with self._write_lock:
             if self._shard is not None:
-                self._shard.flush()
+                try:
+                    self._shard.flush()
+                except Exception as exc:
+                    log.warning("cannot flush the knowledge store at %s: %s", self.path, exc)
                 self._shard.close()
                 self._shard = None

@@ -3,14 +3,14 @@
 Setting a mode is the promotion path: the new version is loaded into the engine first, then
 the mode points at it, so new requests use it at once and running ones finish on the old one.
 
-Registry calls (blocking SQLite, which may wait for another process's write lock) run in
-worker threads, never on the event loop: a registry locked past its busy timeout is a 503
-(`RegistryBusy`) while the gateway keeps serving everything else.
+Registry calls (blocking SQLite, which may wait for another process's write lock) run on the
+registry's worker threads (`service.executors`), never on the event loop: a registry locked
+past its busy timeout is a 503 (`RegistryBusy`) while the gateway keeps serving everything
+else, retrieval included (its own pool).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -37,21 +37,22 @@ def _state(request: Request) -> Any:
     return request.app.state.lorag
 
 
-async def _off_loop(call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-    """A blocking registry call, run in a worker thread."""
-    return await asyncio.to_thread(call, *args, **kwargs)
+async def _registry(request: Request, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+    """A blocking registry call, run on the registry's worker threads."""
+    return await _state(request).executors.run("registry", call, *args, **kwargs)
 
 
 @router.get("/adapters")
 async def list_adapters(request: Request) -> dict[str, Any]:
-    versions = await _off_loop(_state(request).registry.list_adapters)
+    versions = await _registry(request, _state(request).registry.list_adapters)
     return {"data": [v.to_dict() for v in versions]}
 
 
 @router.post("/adapters", status_code=201)
 async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any]:
     state = _state(request)
-    version = await _off_loop(
+    version = await _registry(
+        request,
         state.registry.import_adapter,
         Path(body.path),
         body.name,
@@ -67,17 +68,17 @@ async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any
 @router.get("/adapters/{name}")
 async def show_adapter(name: str, request: Request) -> dict[str, Any]:
     registry = _state(request).registry
-    versions = await _off_loop(registry.list_adapters, name)
+    versions = await _registry(request, registry.list_adapters, name)
     if not versions:
-        await _off_loop(registry.get_version, name)  # raises NotFound
+        await _registry(request, registry.get_version, name)  # raises NotFound
     return {"data": [v.to_dict() for v in versions]}
 
 
 @router.delete("/adapters/{name}/versions/{version}")
 async def delete_version(name: str, version: int, request: Request) -> dict[str, Any]:
     state = _state(request)
-    served = (await _off_loop(state.registry.get_version, name, version)).served_name
-    await _off_loop(state.registry.delete_version, name, version)
+    served = (await _registry(request, state.registry.get_version, name, version)).served_name
+    await _registry(request, state.registry.delete_version, name, version)
     await state.lora.unload(served)
     return {"deleted": served}
 
@@ -85,21 +86,21 @@ async def delete_version(name: str, version: int, request: Request) -> dict[str,
 @router.post("/tenants", status_code=201)
 async def create_tenant(body: CreateTenant, request: Request) -> dict[str, Any]:
     registry = _state(request).registry
-    tenant, key = await _off_loop(registry.create_tenant, body.id, body.display_name)
+    tenant, key = await _registry(request, registry.create_tenant, body.id, body.display_name)
     return {"tenant": tenant.to_dict(), "api_key": key}
 
 
 @router.get("/tenants")
 async def list_tenants(request: Request) -> dict[str, Any]:
-    tenants = await _off_loop(_state(request).registry.list_tenants)
+    tenants = await _registry(request, _state(request).registry.list_tenants)
     return {"data": [t.to_dict() for t in tenants]}
 
 
 @router.get("/tenants/{tenant_id}")
 async def show_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
     registry = _state(request).registry
-    tenant = await _off_loop(registry.get_tenant, tenant_id)
-    modes = await _off_loop(registry.list_modes, tenant_id)
+    tenant = await _registry(request, registry.get_tenant, tenant_id)
+    modes = await _registry(request, registry.list_modes, tenant_id)
     return {**tenant.to_dict(), "modes": [m.to_dict() for m in modes]}
 
 
@@ -110,10 +111,10 @@ async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
     starts empty."""
     state = _state(request)
     # NotFound / Conflict / RegistryBusy: nothing is deleted
-    await _off_loop(state.registry.delete_tenant, tenant_id)
+    await _registry(request, state.registry.delete_tenant, tenant_id)
     try:
         knowledge = await state.knowledge()
-        chunks = await asyncio.to_thread(knowledge.purge_tenant, tenant_id)
+        chunks = await state.executors.run("knowledge", knowledge.purge_tenant, tenant_id)
     except Exception as exc:
         log.error("tenant %s deleted, its knowledge not purged: %s", tenant_id, exc)
         raise StoreUnavailable(
@@ -126,7 +127,7 @@ async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
 
 @router.post("/tenants/{tenant_id}/rotate-key")
 async def rotate_key(tenant_id: str, request: Request) -> dict[str, Any]:
-    return {"api_key": await _off_loop(_state(request).registry.rotate_key, tenant_id)}
+    return {"api_key": await _registry(request, _state(request).registry.rotate_key, tenant_id)}
 
 
 @router.put("/tenants/{tenant_id}/modes/{mode}")
@@ -134,21 +135,27 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
     state = _state(request)
     registry = state.registry
     retrieval = normalized(body.retrieval)  # a bad filter is a 400 before anything happens
-    await _off_loop(registry.get_tenant, tenant_id)
+    await _registry(request, registry.get_tenant, tenant_id)
     started = time.perf_counter()
     preloaded = False
     if body.target != "base" and body.preload:
         ref = parse_ref(body.target, param="target")
-        adapter = await _off_loop(registry.get_version, ref.name, ref.version)
+        adapter = await _registry(request, registry.get_version, ref.name, ref.version)
         if adapter.owner not in (None, tenant_id):  # refuses as the registry does
-            await _off_loop(registry.set_mode, tenant_id, mode, body.target)
+            await _registry(request, registry.set_mode, tenant_id, mode, body.target)
         try:
             await state.lora.preload(adapter)
             preloaded = True
         except EngineUnavailable:
             preloaded = False  # loaded on first use once the engine is back
-    updated = await _off_loop(
-        registry.set_mode, tenant_id, mode, body.target, retrieval=retrieval, default=body.default
+    updated = await _registry(
+        request,
+        registry.set_mode,
+        tenant_id,
+        mode,
+        body.target,
+        retrieval=retrieval,
+        default=body.default,
     )
     return {
         **updated.to_dict(),
@@ -159,7 +166,7 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
 
 @router.delete("/tenants/{tenant_id}/modes/{mode}")
 async def remove_mode(tenant_id: str, mode: str, request: Request) -> dict[str, Any]:
-    await _off_loop(_state(request).registry.remove_mode, tenant_id, mode)
+    await _registry(request, _state(request).registry.remove_mode, tenant_id, mode)
     return {"deleted": mode}
 
 

@@ -6,11 +6,11 @@ running server holds the embedded store).
 
 from __future__ import annotations
 
-import asyncio
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -22,6 +22,7 @@ from ingest.models import Block, SourceDocument
 from ingest.uploads import documents_from_saved, save_upload
 from service.auth import require_admin, require_tenant
 from service.errors import InvalidRequest, envelope
+from service.executors import PoolKind
 from service.protocol.knowledge import DocumentIn, IngestRequest, SearchRequest
 from service.validation import parse_body
 
@@ -30,10 +31,19 @@ _MAX_FIELD_BYTES = 64 * 1024
 """Largest non-file form field (doc_id); files are capped per file by `save_upload`."""
 RETRY_AFTER_S = "5"
 """`Retry-After` of a 429 (the tenant's ingest queue is full), in seconds."""
+_T = TypeVar("_T")
 
 
 async def _knowledge(request: Request) -> Any:
     return await request.app.state.lorag.knowledge()
+
+
+async def _off_loop(
+    request: Request, kind: PoolKind, call: Callable[..., _T], *args: Any, **kwargs: Any
+) -> _T:
+    """A blocking call on the `kind` worker threads: searches on the retrieval pool, so
+    that no burst of uploads or deletes (the knowledge pool) holds them up."""
+    return await request.app.state.lorag.executors.run(kind, call, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +58,7 @@ async def _documents_from_request(request: Request) -> _Submission:
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_part_size=_MAX_FIELD_BYTES)
         try:
-            return _Submission(await _documents_from_form(form))
+            return _Submission(await _documents_from_form(request, form))
         finally:
             await form.close()
     body = parse_body(IngestRequest, await request.body())
@@ -57,7 +67,7 @@ async def _documents_from_request(request: Request) -> _Submission:
     return _Submission(documents, body.sync_scope, scopes)
 
 
-async def _documents_from_form(form: FormData) -> list[SourceDocument]:
+async def _documents_from_form(request: Request, form: FormData) -> list[SourceDocument]:
     """The uploaded files' documents. Starlette spools each file to disk; each is copied to
     a private folder piece by piece (stopping past the per-file cap), then loaded there."""
     uploads = [v for k, v in form.multi_items() if k == "file" and isinstance(v, UploadFile)]
@@ -71,8 +81,12 @@ async def _documents_from_form(form: FormData) -> list[SourceDocument]:
     with tempfile.TemporaryDirectory(prefix="lorag-upload-") as folder:
         for upload in uploads:
             name = upload.filename or "upload.txt"
-            saved = await asyncio.to_thread(save_upload, name, upload.file, Path(folder))
-            documents += await asyncio.to_thread(documents_from_saved, saved, doc_id=doc_id)
+            saved = await _off_loop(
+                request, "knowledge", save_upload, name, upload.file, Path(folder)
+            )
+            documents += await _off_loop(
+                request, "knowledge", documents_from_saved, saved, doc_id=doc_id
+            )
             saved.path.unlink()
     return documents
 
@@ -88,8 +102,14 @@ async def _submit(request: Request, tenant: str) -> JSONResponse:
     sent = await _documents_from_request(request)
     knowledge = await _knowledge(request)
     try:
-        job = await asyncio.to_thread(
-            knowledge.jobs.submit, tenant, sent.documents, sent.sync_scope, sent.doc_scopes
+        job = await _off_loop(
+            request,
+            "knowledge",
+            knowledge.jobs.submit,
+            tenant,
+            sent.documents,
+            sent.sync_scope,
+            sent.doc_scopes,
         )
     except TooManyJobs as exc:  # OpenAI's envelope for a rate limit, with when to retry
         body = envelope(exc.message, type="requests", code=exc.code)
@@ -110,14 +130,14 @@ async def job(job_id: str, request: Request, tenant: Tenant = Depends(require_te
 @router.get("/v1/knowledge/documents")
 async def documents(request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
     knowledge = await _knowledge(request)
-    found = await asyncio.to_thread(knowledge.list_documents, tenant.id)
+    found = await _off_loop(request, "knowledge", knowledge.list_documents, tenant.id)
     return {"object": "list", "data": [doc.to_dict() for doc in found]}
 
 
 @router.delete("/v1/knowledge/documents/{doc_id:path}")
 async def delete(doc_id: str, request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
     knowledge = await _knowledge(request)
-    await asyncio.to_thread(knowledge.delete_document, tenant.id, doc_id)
+    await _off_loop(request, "knowledge", knowledge.delete_document, tenant.id, doc_id)
     return {"deleted": doc_id}
 
 
@@ -126,7 +146,9 @@ async def search(
     body: SearchRequest, request: Request, tenant: Tenant = Depends(require_tenant)
 ) -> Any:
     knowledge = await _knowledge(request)
-    hits = await asyncio.to_thread(
+    hits = await _off_loop(
+        request,
+        "retrieval",
         knowledge.search,
         tenant.id,
         body.query,
@@ -140,7 +162,7 @@ async def search(
 
 @router.post("/admin/knowledge/{tenant_id}/documents", dependencies=[Depends(require_admin)])
 async def admin_ingest(tenant_id: str, request: Request) -> JSONResponse:
-    await asyncio.to_thread(request.app.state.lorag.registry.get_tenant, tenant_id)
+    await _off_loop(request, "registry", request.app.state.lorag.registry.get_tenant, tenant_id)
     return await _submit(request, tenant_id)
 
 

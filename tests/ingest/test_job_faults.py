@@ -5,11 +5,9 @@ newest few per tenant."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import shutil
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,6 +15,7 @@ import pytest
 from ingest.errors import JobNotFound, StoreUnavailable, TooManyJobs
 from ingest.knowledge import KnowledgeBase
 from ingest.models import JobStatus, SourceDocument
+from tests.ingest.disk_faults import fill, tmpfs
 
 WAIT_S = 120
 
@@ -26,35 +25,6 @@ def _until_running(kb: KnowledgeBase, tenant: str, job_id: str) -> None:
     while kb.jobs.get(tenant, job_id).status == JobStatus.QUEUED:
         assert time.monotonic() < deadline, "the job never started"
         time.sleep(0.02)
-
-
-@contextlib.contextmanager
-def _tmpfs(folder: Path, size: str) -> Iterator[None]:
-    folder.mkdir(parents=True, exist_ok=True)
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-        capture_output=True,
-        text=True,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
-    try:
-        yield
-    finally:
-        subprocess.run(["umount", "-l", str(folder)], check=False)
-
-
-def _fill(folder: Path) -> Path:
-    """Write a file in `folder` until its file system is full; the file is returned."""
-    filler = folder / ".filler"
-    with filler.open("wb") as out:
-        try:
-            while True:
-                out.write(b"\0" * 65536)
-                out.flush()
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-    return filler
 
 
 class _DiskFull:
@@ -67,10 +37,10 @@ class _DiskFull:
         self.filler: Path | None = None
 
     def prepare(self, stack: contextlib.ExitStack) -> None:
-        stack.enter_context(_tmpfs(self.jobs_dir, "1m"))
+        stack.enter_context(tmpfs(self.jobs_dir, "1m"))
 
     def start(self) -> None:
-        self.filler = _fill(self.jobs_dir)
+        self.filler = fill(self.jobs_dir)
 
     def stop(self) -> None:
         assert self.filler is not None
