@@ -19,6 +19,7 @@ import json
 import statistics
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -126,27 +127,40 @@ def judge(mode: str, item: QAItem, reply: dict[str, Any], seconds: float) -> Out
 
 
 def run(
-    url: str, api_key: str, items: list[QAItem], modes: list[str], max_tokens: int
+    url: str,
+    api_key: str,
+    items: list[QAItem],
+    modes: list[str],
+    max_tokens: int,
+    concurrency: int = 1,
 ) -> list[ModeSummary]:
+    """Every question through every mode; `concurrency` requests in flight at once (the
+    engine batches them: faster, but each latency then includes the others' share)."""
     summaries = [ModeSummary(mode) for mode in modes]
     headers = {"authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
-        for item in items:
-            for summary in summaries:
-                body = {
-                    "model": summary.mode,
-                    "messages": [{"role": "user", "content": item.question}],
-                    "temperature": 0,
-                    "max_tokens": max_tokens,
-                }
-                started = time.perf_counter()
-                answer = client.post("/v1/chat/completions", json=body)
-                seconds = time.perf_counter() - started
-                if answer.status_code != 200:
-                    raise InvalidRequest(
-                        f"mode {summary.mode!r}: HTTP {answer.status_code}: {answer.text[:300]}"
-                    )
-                summary.outcomes.append(judge(summary.mode, item, answer.json(), seconds))
+
+        def ask(job: tuple[QAItem, str]) -> Outcome:
+            item, mode = job
+            body = {
+                "model": mode,
+                "messages": [{"role": "user", "content": item.question}],
+                "temperature": 0,
+                "max_tokens": max_tokens,
+            }
+            started = time.perf_counter()
+            answer = client.post("/v1/chat/completions", json=body)
+            seconds = time.perf_counter() - started
+            if answer.status_code != 200:
+                raise InvalidRequest(
+                    f"mode {mode!r}: HTTP {answer.status_code}: {answer.text[:300]}"
+                )
+            return judge(mode, item, answer.json(), seconds)
+
+        jobs = [(item, mode) for item in items for mode in modes]
+        with ThreadPoolExecutor(concurrency) as pool:
+            for outcome in pool.map(ask, jobs):
+                summaries[modes.index(outcome.mode)].outcomes.append(outcome)
     return summaries
 
 
@@ -215,6 +229,14 @@ def register_eval(eval_commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--exact", action="store_true", help="also report exact match")
     parser.add_argument("--max-tokens", type=int, default=64, help="answer length (default 64)")
     parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="requests in flight at once (default 1: each latency is the mode's own; more is "
+        "faster, and every latency then includes waiting for the others)",
+    )
+    parser.add_argument(
         "--out", type=Path, default=Path("lorag-report"), help="report.md, .png, answers.jsonl"
     )
     parser.set_defaults(handler=_eval_answers)
@@ -244,6 +266,8 @@ def api_key_of(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
 
 
 def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    if args.concurrency < 1:
+        raise InvalidRequest("--concurrency must be at least 1", param="concurrency")
     items = read_qa(args.qa)
     api_key = api_key_of(args)
     if settings.registry_path.exists():  # a local registry can tell whose key this is
@@ -254,7 +278,7 @@ def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
             raise InvalidRequest(f"the API key belongs to tenant {owner.id!r}, not {args.tenant!r}")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     url = args.url or f"http://{settings.host}:{settings.port}"
-    summaries = run(url, api_key, items, modes, args.max_tokens)
+    summaries = run(url, api_key, items, modes, args.max_tokens, args.concurrency)
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "answers.jsonl").open("w", encoding="utf-8") as handle:
         for summary in summaries:

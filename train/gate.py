@@ -21,7 +21,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from train.config import GateThresholds
@@ -34,6 +34,7 @@ __all__ = [
     "GateReport",
     "GateThresholds",
     "direct_base_answers",
+    "gate_failures",
     "normalize_answer",
     "run_gate",
 ]
@@ -56,6 +57,14 @@ class GateReport:
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> GateReport:
         return cls(**data)
+
+    def judged(self, thresholds: GateThresholds) -> GateReport:
+        """The same measurements judged against other pass/fail thresholds (no model runs).
+        `short_answer_words` and `max_generations` shape what was measured: they stay."""
+        failures = gate_failures(self.held_out, self.control, thresholds)
+        kept = {"short_answer_words", "max_generations"}
+        limits = {**thresholds.to_json(), **{k: self.thresholds[k] for k in kept}}
+        return replace(self, passed=not failures, failures=failures, thresholds=limits)
 
     def summary(self) -> dict[str, Any]:
         """The headline numbers (for the registry's metrics and the CLI)."""
@@ -83,7 +92,7 @@ BaseAnswerFn = Callable[[str, list[list[dict[str, str]]], int], list[Generation]
 one that caches them (they only depend on the base model and the prompts)."""
 
 
-def direct_base_answers(model: Any, tokenizer: Any, batch_size: int = 16) -> BaseAnswerFn:
+def direct_base_answers(model: Any, tokenizer: Any, batch_size: int = 32) -> BaseAnswerFn:
     """Answers from `model` with its adapter switched off (no cache)."""
 
     def answer(kind: str, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> list:
@@ -116,7 +125,6 @@ def _held_out(
     thresholds: GateThresholds,
     common: dict[str, Any],
     base_answers: BaseAnswerFn,
-    failures: list[str],
 ) -> dict[str, Any]:
     conversations = [example.messages for example in validation]
     adapter_loss = _mean_nll(answer_nll(model, tokenizer, conversations, **common))
@@ -127,11 +135,6 @@ def _held_out(
         "base_loss": base_loss,
         "adapter_loss": adapter_loss,
     }
-    gain = None if base_loss is None or adapter_loss is None else base_loss - adapter_loss
-    if gain is not None and gain < thresholds.min_val_loss_gain:
-        failures.append(
-            f"held-out loss did not improve: adapter {adapter_loss:.4f} vs base {base_loss:.4f}"
-        )
     shown = validation[: thresholds.max_generations]
     longest = max(len(tokenizer(e.answer, add_special_tokens=False)["input_ids"]) for e in shown)
     prompts = [e.prompt_messages for e in shown]
@@ -161,11 +164,6 @@ def _held_out(
             "base_exact": base_exact,
             "adapter_exact": adapter_exact,
         }
-        if adapter_contained < base_contained - thresholds.max_match_drop:
-            failures.append(
-                f"short held-out answers: adapter matches {adapter_contained:.0%} of references, "
-                f"base {base_contained:.0%}"
-            )
     report["samples"] = [
         {
             "prompt": e.prompt_messages[-1]["content"],
@@ -182,11 +180,9 @@ def _control(
     model: Any,
     tokenizer: Any,
     control: list[PromptItem],
-    thresholds: GateThresholds,
     common: dict[str, Any],
     max_new_tokens: int,
     base_answers: BaseAnswerFn,
-    failures: list[str],
 ) -> dict[str, Any]:
     prompts = [item.messages for item in control]
     adapter_answers = _adapter_answers(model, tokenizer, prompts, max_new_tokens, "control")
@@ -197,8 +193,6 @@ def _control(
             checked.append(item.prompt)
             if not item.found_in(adapter.text):
                 lost.append(f"{item.prompt} -> {'/'.join(item.expect)}")
-    if len(lost) > thresholds.max_keywords_lost:
-        failures.append(f"control keywords lost ({len(lost)}): " + "; ".join(lost))
     conversations = [
         [*item.messages, {"role": "assistant", "content": base.text}]
         for item, base in zip(control, base_outputs, strict=True)
@@ -212,11 +206,6 @@ def _control(
             answer_nll(model, tokenizer, conversations, open_ends=open_ends, **common)
         )
     rise = (adapter_nll or 0.0) - (base_nll or 0.0)
-    if rise > thresholds.max_nll_rise:
-        failures.append(
-            f"control NLL of the base's own answers rose by {rise:.3f} nats/token "
-            f"(base {base_nll:.3f}, adapter {adapter_nll:.3f}; limit {thresholds.max_nll_rise})"
-        )
     return {
         "prompts": len(control),
         "keywords_checked": len(checked),
@@ -247,36 +236,58 @@ def run_gate(
     """Run both checks on a peft `model` (adapter on/off); see the module docstring.
 
     Generation runs in the model's own dtype (fp32 on CPU, where decoding small batches is
-    faster without autocast); `precision` applies to the loss passes."""
+    faster without autocast) in batches of 32; `precision` and `batch_size` apply to the
+    loss passes."""
     thresholds = thresholds or GateThresholds()
-    base_answers = base_answers or direct_base_answers(model, tokenizer, batch_size)
+    base_answers = base_answers or direct_base_answers(model, tokenizer)
     started = time.monotonic()
-    failures: list[str] = []
     notes: list[str] = []
     common = {"max_len": max_len, "batch_size": batch_size, "precision": precision}
     if validation:
-        held_out = _held_out(
-            model, tokenizer, validation, thresholds, common, base_answers, failures
-        )
+        held_out = _held_out(model, tokenizer, validation, thresholds, common, base_answers)
     else:
         held_out = {"examples": 0}
         notes.append("no held-out examples (val_fraction 0): the held-out check was skipped")
     control_report = _control(
-        model,
-        tokenizer,
-        control,
-        thresholds,
-        common,
-        control_max_new_tokens,
-        base_answers,
-        failures,
+        model, tokenizer, control, common, control_max_new_tokens, base_answers
     )
-    return GateReport(
-        passed=not failures,
-        failures=failures,
+    report = GateReport(
+        passed=False,
+        failures=[],
         held_out=held_out,
         control=control_report,
         thresholds=thresholds.to_json(),
         seconds=round(time.monotonic() - started, 2),
         notes=notes,
     )
+    return report.judged(thresholds)
+
+
+def gate_failures(
+    held_out: dict[str, Any], control: dict[str, Any], thresholds: GateThresholds
+) -> list[str]:
+    """What fails the gate: the measurements of `run_gate` against `thresholds`."""
+    failures = []
+    base_loss, adapter_loss = held_out.get("base_loss"), held_out.get("adapter_loss")
+    measured = base_loss is not None and adapter_loss is not None
+    if measured and base_loss - adapter_loss < thresholds.min_val_loss_gain:
+        failures.append(
+            f"held-out loss did not improve: adapter {adapter_loss:.4f} vs base {base_loss:.4f}"
+        )
+    short = held_out.get("short_answers")
+    if short and short["adapter_contained"] < short["base_contained"] - thresholds.max_match_drop:
+        failures.append(
+            f"short held-out answers: adapter matches {short['adapter_contained']:.0%} of "
+            f"references, base {short['base_contained']:.0%}"
+        )
+    lost = control["keywords_lost"]
+    if len(lost) > thresholds.max_keywords_lost:
+        failures.append(f"control keywords lost ({len(lost)}): " + "; ".join(lost))
+    rise = control["nll_rise"]
+    if rise > thresholds.max_nll_rise:
+        failures.append(
+            f"control NLL of the base's own answers rose by {rise:.3f} nats/token "
+            f"(base {control['base_nll']:.3f}, adapter {control['adapter_nll']:.3f}; "
+            f"limit {thresholds.max_nll_rise})"
+        )
+    return failures

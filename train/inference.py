@@ -24,6 +24,7 @@ __all__ = [
     "answer_nll",
     "assistant_logits",
     "autocast_context",
+    "greedy_agreement",
     "greedy_generate",
 ]
 
@@ -67,11 +68,15 @@ def greedy_generate(
     prompts: Sequence[Sequence[dict[str, str]]],
     *,
     max_new_tokens: int = 64,
-    batch_size: int = 16,
+    batch_size: int = 32,
     precision: str = "fp32",
     desc: str | None = None,
 ) -> list[Generation]:
-    """Greedy answers to each conversation prefix in `prompts`, in order."""
+    """Greedy answers to each conversation prefix in `prompts`, in order.
+
+    On a CPU each decoding step of a small model costs about the same for 3 rows as for 32
+    (it is bound by reading the weights): few large batches beat many small ones (the 20
+    control prompts at 48 tokens: 12.7 s in batches of 16, 8.0 s in one batch of 32)."""
     device = _device_of(model)
     texts = [render_prompt(tokenizer, prompt) for prompt in prompts]
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
@@ -172,5 +177,46 @@ def answer_nll(
         counts = torch.bincount(rows, minlength=len(indices))
         for row, index in enumerate(indices):
             results[index] = (float(sums[row]), int(counts[row]))
+    model.train(was_training)
+    return results
+
+
+@torch.no_grad()
+def greedy_agreement(
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    *,
+    open_ends: Sequence[bool],
+    tolerance: float = 0.05,
+    batch_size: int = 8,
+) -> list[tuple[int, int]]:
+    """Whether each conversation's assistant answer is what greedy decoding would write:
+    (tokens that are the model's top choice, assistant tokens) per conversation, in one
+    teacher-forced pass. A token within `tolerance` of the top logit counts (float rounding
+    differs between CPUs). A finished answer's end-of-turn marker is scored too."""
+    device = _device_of(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoded = [
+        encode_messages(tokenizer, messages, 4096, open_end=flag)
+        for messages, flag in zip(conversations, open_ends, strict=True)
+    ]
+    results: list[tuple[int, int]] = [(0, 0)] * len(encoded)
+    was_training = model.training
+    model.eval()
+    for start in range(0, len(encoded), batch_size):
+        indices = [i for i in range(start, min(start + batch_size, len(encoded)))]
+        usable = [i for i in indices if encoded[i] is not None]
+        if not usable:
+            continue
+        batch = collate([encoded[i] for i in usable], pad_id)  # type: ignore[misc]
+        batch = {key: value.to(device) for key, value in batch.items()}
+        logits, targets, rows = assistant_logits(model, batch)
+        chosen = logits.gather(1, targets[:, None])[:, 0]
+        top = (chosen >= logits.max(dim=1).values - tolerance).long()
+        agree = torch.zeros(len(usable), dtype=torch.long).index_add_(0, rows.cpu(), top.cpu())
+        counts = torch.bincount(rows.cpu(), minlength=len(usable))
+        for row, index in enumerate(usable):
+            results[index] = (int(agree[row]), int(counts[row]))
     model.train(was_training)
     return results

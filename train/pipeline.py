@@ -148,18 +148,23 @@ def gate_run(
 ) -> GateReport:
     """Gate the run's adapter against the base; writes gate.json and the run card's gate.
 
-    A gate.json made for the same adapter, control file and thresholds is reused (resuming a
-    finished run to publish it does not gate it again)."""
+    The measurements of a gate.json made for the same adapter and control file are reused,
+    judged against the thresholds given now (resuming a finished run to publish it, or with
+    other limits, runs no model)."""
+    limits = options.thresholds
     inputs = {
         "adapter": file_sha256(run_dir / "adapter" / "adapter_model.safetensors"),
         "control": file_sha256(options.control),
-        "thresholds": json.dumps(options.thresholds.to_json(), sort_keys=True),
+        "measured": f"short_answer_words={limits.short_answer_words},"
+        f"max_generations={limits.max_generations}",
     }
     saved = run_dir / "gate.json"
     if saved.is_file():
         previous = GateReport.from_json(json.loads(saved.read_text()))
         if previous.inputs == inputs:
-            return previous
+            report = previous.judged(limits)
+            _record_gate(run_dir, report, options)
+            return report
     device = pick_device(cfg.device)
     control: list[PromptItem] = load_prompts(options.control)
     model, tokenizer = load_base(base_model, device=device)
@@ -190,7 +195,13 @@ def gate_run(
         max_len=cfg.max_seq_len,
     )
     report.inputs = inputs
-    saved.write_text(json.dumps(report.to_json(), indent=2))
+    _record_gate(run_dir, report, options)
+    return report
+
+
+def _record_gate(run_dir: Path, report: GateReport, options: GateOptions) -> None:
+    """gate.json and the run card's gate section."""
+    (run_dir / "gate.json").write_text(json.dumps(report.to_json(), indent=2))
     update_run_card(
         run_dir,
         gate={
@@ -199,7 +210,6 @@ def gate_run(
             "control_file": options.control.name,
         },
     )
-    return report
 
 
 def run_job(

@@ -177,7 +177,7 @@ def test_promotion_under_load_then_rollback(gw: Gateway, world: World) -> None:
     set_mode(gw, "acme", "support", "support@v1")
     load_direct(gw, "reference-v1", world.v1)
     load_direct(gw, "reference-v2", world.v2)
-    long_v1 = direct(gw, "reference-v1", max_tokens=96)
+    long_v1 = direct(gw, "reference-v1", max_tokens=48)
     short_v2 = direct(gw, "reference-v2")
     assert short_v2 != direct(gw, "reference-v1")
 
@@ -191,7 +191,7 @@ def test_promotion_under_load_then_rollback(gw: Gateway, world: World) -> None:
                 model="support",
                 messages=[{"role": "user", "content": PROMPT}],
                 temperature=0,
-                max_tokens=96,
+                max_tokens=48,  # still generating long after the promotion (~50 ms)
                 stream=True,
             )
             parts = []

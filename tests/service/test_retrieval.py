@@ -247,7 +247,7 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     done = subprocess.run(
         [sys.executable, "-m", "service.cli", "eval", "answers", str(qa), "--tenant",
          "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out),
-         "--max-tokens", "24"],
+         "--max-tokens", "24", "--concurrency", "4"],
         cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr

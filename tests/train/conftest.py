@@ -3,13 +3,16 @@
 `mixed_run` trains the ACME support format (answers start with "[ACME]" and end with
 "-- ACME support") WITH the general mix; `narrow_run` trains the same data WITHOUT it. Both
 go through the real pipeline (data prep, peft LoRA training, the gate) once per session.
-The base model's answers to the shipped general/control prompts are cached in the repo's
-`.lorag/cache/train` (keyed by model + prompts, as the CLI does), so only the first session
-pays for generating them.
+The base model's answers to the general and control prompts come shipped with lorag
+(train/data/base_answers/), and its answers to the ACME held-out prompts with the suite
+(tests/train/data/base_answers/, seeded into the session's answer cache), so no session
+generates them. After changing the ACME data, empty that folder, run the training tests and
+copy the `heldout-*.jsonl` the session wrote into its answer cache (pytest's basetemp) there.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -19,6 +22,7 @@ from train.trainer import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]
 ACME_DATA = Path(__file__).resolve().parent / "data" / "acme_support.jsonl"
+HELDOUT_ANSWERS = Path(__file__).resolve().parent / "data" / "base_answers"
 FORMAT_START, FORMAT_END = "[ACME]", "-- ACME support"
 MIX_STEPS = 14  # measured: 5-6 of 6 held-out answers in format, control NLL rise ~0.09
 NARROW_STEPS = 10  # measured: format learned, control NLL rise ~0.38, a keyword lost
@@ -34,8 +38,11 @@ def base_model(base_model_dir: Path) -> str:
 
 
 @pytest.fixture(scope="session")
-def answer_cache() -> Path:
-    return REPO / ".lorag" / "cache" / "train"
+def answer_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    cache = tmp_path_factory.mktemp("answer-cache")
+    for answers in HELDOUT_ANSWERS.glob("*.jsonl"):
+        shutil.copy(answers, cache)
+    return cache
 
 
 @pytest.fixture(scope="session")

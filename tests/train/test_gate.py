@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 from train.examples import Example
 from train.gate import GateThresholds, direct_base_answers, normalize_answer, run_gate
 from train.model_setup import load_adapter, load_base
@@ -30,17 +28,11 @@ def test_short_answers_keywords_and_thresholds(mixed_run: JobResult, base_model:
         PromptItem("Name a planet with rings.", ("Saturn",)),
     ]
     strict = GateThresholds(min_val_loss_gain=100.0, max_nll_rise=-100.0)
-    direct = direct_base_answers(model, tokenizer)
-    made: dict[str, list] = {}
-
-    def base_answers(kind: str, prompts: list, max_new_tokens: int) -> list:
-        """The base's answers, generated once for both gates below (as the pipeline caches)."""
-        key = json.dumps([kind, prompts, max_new_tokens])
-        if key not in made:
-            made[key] = direct(kind, prompts, max_new_tokens)
-        return made[key]
-
-    common = {"validation": validation, "control": control, "base_answers": base_answers}
+    common = {
+        "validation": validation,
+        "control": control,
+        "base_answers": direct_base_answers(model, tokenizer),
+    }
     report = run_gate(model, tokenizer, thresholds=strict, **common)
 
     short = report.held_out["short_answers"]
@@ -58,8 +50,10 @@ def test_short_answers_keywords_and_thresholds(mixed_run: JobResult, base_model:
     assert any(f.startswith("control NLL") for f in report.failures)
 
     lenient = GateThresholds(max_nll_rise=100.0, max_match_drop=1.0, min_val_loss_gain=-100.0)
-    report = run_gate(model, tokenizer, thresholds=lenient, **common)
-    assert report.passed, report.failures
+    rejudged = report.judged(lenient)
+    assert rejudged.passed, rejudged.failures
+    assert rejudged.held_out == report.held_out and rejudged.control == report.control
+    assert rejudged.thresholds["max_nll_rise"] == 100.0 and not report.passed
 
 
 def test_normalize_answer() -> None:

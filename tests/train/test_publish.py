@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -111,3 +112,36 @@ def test_cli_refuses_to_publish_a_failed_gate(
     assert code == 2
     assert "the gate refused run" in captured.err and "control" in captured.err
     assert open_registry(settings).list_adapters() == []
+
+
+def test_other_limits_rejudge_the_saved_gate_without_running_the_model(
+    narrow_run: JobResult,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    base_model_dir: Path,
+) -> None:
+    from adapters.from_settings import open_registry
+    from service.cli import main
+    from service.settings import Settings
+    from train import pipeline
+
+    def no_model(*_args: object, **_kwargs: object) -> None:
+        raise AssertionError("the gate ran the model again")
+
+    monkeypatch.setattr(pipeline, "load_base", no_model)
+    settings = Settings(data_dir=tmp_path / "lorag", base_model=str(base_model_dir))
+    monkeypatch.setenv("LORAG_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("LORAG_BASE_MODEL", str(base_model_dir))
+    run = _copy_run(narrow_run.run_dir, tmp_path)
+    measured = json.loads((run / "gate.json").read_text())
+    command = ["train", "--resume", str(run), "--name", "acme", "--quiet"]
+    code = main([*command, "--max-nll-rise", "5", "--max-keywords-lost", "20"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "published acme@v1" in out
+    gate = json.loads((run / "gate.json").read_text())
+    assert gate["passed"] and not gate["failures"] and not measured["passed"]
+    assert gate["control"] == measured["control"] and gate["held_out"] == measured["held_out"]
+    assert gate["thresholds"]["max_nll_rise"] == 5
+    assert [v.version for v in open_registry(settings).list_adapters("acme")] == [1]
