@@ -35,15 +35,21 @@ PROMPT = "Write a short story about a lighthouse keeper."
 
 
 def admin(url: str, method: str, path: str, **kwargs: object) -> dict:
-    answer = httpx.request(method, url + path, headers={"x-admin-key": ADMIN}, timeout=120,
-                           **kwargs)  # fmt: skip
+    answer = httpx.request(
+        method, url + path, headers={"x-admin-key": ADMIN}, timeout=120, **kwargs
+    )
     answer.raise_for_status()
     return answer.json()
 
 
 async def stream(client: httpx.AsyncClient, model: str, tokens: int) -> tuple[float, int]:
-    body = {"model": model, "messages": [{"role": "user", "content": PROMPT}],
-            "max_tokens": tokens, "min_tokens": tokens, "stream": True}  # fmt: skip
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": PROMPT}],
+        "max_tokens": tokens,
+        "min_tokens": tokens,
+        "stream": True,
+    }
     started = time.perf_counter()
     first, count = None, 0
     async with client.stream("POST", "/v1/chat/completions", json=body) as answer:
@@ -73,8 +79,13 @@ async def promotion(url: str, key: str, version: int) -> float:
     headers = {"authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url, headers=headers, timeout=300) as client:
         started = time.perf_counter()
-        await asyncio.to_thread(admin, url, "PUT", "/admin/tenants/bench/modes/promo",
-                                json={"target": f"promo@v{version}"})  # fmt: skip
+        await asyncio.to_thread(
+            admin,
+            url,
+            "PUT",
+            "/admin/tenants/bench/modes/promo",
+            json={"target": f"promo@v{version}"},
+        )
         await stream(client, "promo", 1)
         return time.perf_counter() - started
 
@@ -92,25 +103,37 @@ def main() -> None:
     vllm, vllm_url, model = start_vllm()
     gateway = None
     try:
-        gateway, url = start_gateway(vllm_url, model, {"LORAG_ADMIN_KEY": ADMIN,
-                                                       "LORAG_MAX_CPU_LORAS": "64"})  # fmt: skip
+        gateway, url = start_gateway(
+            vllm_url, model, {"LORAG_ADMIN_KEY": ADMIN, "LORAG_MAX_CPU_LORAS": "64"}
+        )
         key = admin(url, "POST", "/admin/tenants", json={"id": "bench"})["api_key"]
         admin(url, "PUT", "/admin/tenants/bench/modes/base", json={"target": "base"})
         for index in range(8):
-            path = make_lora_adapter(base_dir, folder / f"a{index}", rank=16, seed=index,
-                                     targets=("q_proj", "k_proj", "v_proj", "o_proj"))  # fmt: skip
+            path = make_lora_adapter(
+                base_dir,
+                folder / f"a{index}",
+                rank=16,
+                seed=index,
+                targets=("q_proj", "k_proj", "v_proj", "o_proj"),
+            )
             admin(url, "POST", "/admin/adapters", json={"path": str(path), "name": f"a{index}"})
-            admin(url, "PUT", f"/admin/tenants/bench/modes/m{index}",
-                  json={"target": f"a{index}@v1"})  # fmt: skip
+            admin(
+                url, "PUT", f"/admin/tenants/bench/modes/m{index}", json={"target": f"a{index}@v1"}
+            )
         asyncio.run(workload(url, key, ["base", *[f"m{i}" for i in range(8)]], args))  # warm-up
         rows = []
-        for label, modes in (("base model only", ["base"]), ("1 adapter", ["m0"]),
-                             ("4 adapters", [f"m{i}" for i in range(4)]),
-                             ("8 adapters", [f"m{i}" for i in range(8)])):  # fmt: skip
+        for label, modes in (
+            ("base model only", ["base"]),
+            ("1 adapter", ["m0"]),
+            ("4 adapters", [f"m{i}" for i in range(4)]),
+            ("8 adapters", [f"m{i}" for i in range(8)]),
+        ):
             rows.append((label, asyncio.run(workload(url, key, modes, args))))
         single = rows[1][1]
-        print(f"\n{args.requests} requests, {args.concurrency} concurrent streams, "
-              f"{args.tokens} tokens each; LoRA rank 16 on q,k,v,o\n")  # fmt: skip
+        print(
+            f"\n{args.requests} requests, {args.concurrency} concurrent streams, "
+            f"{args.tokens} tokens each; LoRA rank 16 on q,k,v,o\n"
+        )
         print("| workload | tok/s | vs 1 adapter | vs base |")
         print("|---|---|---|---|")
         for label, rate in rows:
@@ -121,12 +144,16 @@ def main() -> None:
             admin(url, "POST", "/admin/adapters", json={"path": str(promo), "name": "promo"})
         asyncio.run(promotion(url, key, 1))
         latencies = [asyncio.run(promotion(url, key, v)) for v in range(2, args.promotions + 2)]
-        print(f"\npromotion -> first token of the new version, {len(latencies)} promotions "
-              "(each to a version never loaded before)\n")  # fmt: skip
+        print(
+            f"\npromotion -> first token of the new version, {len(latencies)} promotions "
+            "(each to a version never loaded before)\n"
+        )
         print("| p50 ms | p99 ms | max ms |")
         print("|---|---|---|")
-        print(f"| {1000 * statistics.median(latencies):.0f} | {1000 * pct(latencies, 0.99):.0f} "
-              f"| {1000 * max(latencies):.0f} |")  # fmt: skip
+        print(
+            f"| {1000 * statistics.median(latencies):.0f} | {1000 * pct(latencies, 0.99):.0f} "
+            f"| {1000 * max(latencies):.0f} |"
+        )
     finally:
         for process in (gateway, vllm):
             if process is not None:

@@ -93,14 +93,18 @@ async def main_async(args: argparse.Namespace, vllm_url: str, gateway_url: str, 
 
 def report(direct: Side, via: Side, args: argparse.Namespace) -> None:
     requests = args.rounds * args.concurrency
-    print(f"\n{requests} requests per side, {args.concurrency} concurrent streams, "
-          f"{args.tokens} output tokens each, rounds interleaved\n")  # fmt: skip
+    print(
+        f"\n{requests} requests per side, {args.concurrency} concurrent streams, "
+        f"{args.tokens} output tokens each, rounds interleaved\n"
+    )
     print(f"| {'side':<14} | tok/s | TTFT p50 ms | TTFT p99 ms | errors |")
     print("|---|---|---|---|---|")
     for side in (direct, via):
         rate = side.tokens / side.seconds
-        print(f"| {side.name:<14} | {rate:5.0f} | {1000 * statistics.median(side.ttft):11.1f} | "
-              f"{1000 * pct(side.ttft, 0.99):11.1f} | {side.errors:6d} |")  # fmt: skip
+        print(
+            f"| {side.name:<14} | {rate:5.0f} | {1000 * statistics.median(side.ttft):11.1f} | "
+            f"{1000 * pct(side.ttft, 0.99):11.1f} | {side.errors:6d} |"
+        )
     ratio = (via.tokens / via.seconds) / (direct.tokens / direct.seconds)
     added50 = 1000 * (statistics.median(via.ttft) - statistics.median(direct.ttft))
     added99 = 1000 * (pct(via.ttft, 0.99) - pct(direct.ttft, 0.99))

@@ -42,20 +42,22 @@ def main() -> None:
         admin = httpx.Client(base_url=url, headers={"x-admin-key": ADMIN}, timeout=120)
         key = admin.post("/admin/tenants", json={"id": "bench"}).json()["api_key"]
         admin.put("/admin/tenants/bench/modes/base", json={"target": "base"})
-        admin.put("/admin/tenants/bench/modes/rag",
-                  json={"target": "base", "retrieval": {"top_k": 4}})  # fmt: skip
-        client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"},
-                              timeout=300)  # fmt: skip
+        admin.put(
+            "/admin/tenants/bench/modes/rag", json={"target": "base", "retrieval": {"top_k": 4}}
+        )
+        client = httpx.Client(base_url=url, headers={"authorization": f"Bearer {key}"}, timeout=300)
         files = sorted(p for p in args.corpus.rglob("*") if p.is_file())
         jobs = []
         for path in files:
-            answer = client.post("/v1/knowledge/documents",
-                                 files={"file": (path.name, path.read_bytes())})  # fmt: skip
+            answer = client.post(
+                "/v1/knowledge/documents", files={"file": (path.name, path.read_bytes())}
+            )
             jobs.append(answer.json()["id"])
         for job in jobs:
             while client.get(f"/v1/knowledge/jobs/{job}").json()["status"] not in (
-                "succeeded", "failed",
-            ):  # fmt: skip
+                "succeeded",
+                "failed",
+            ):
                 time.sleep(0.2)
         questions = [
             "How much does the Zorblax 9000 weigh?",
@@ -70,9 +72,13 @@ def main() -> None:
             question = questions[index % len(questions)]
             order = ["base", "rag"] if index % 2 else ["rag", "base"]
             for mode in order:
-                body = {"model": mode, "messages": [{"role": "user", "content": question}],
-                        "max_tokens": args.tokens, "min_tokens": args.tokens,
-                        "temperature": 0}  # fmt: skip
+                body = {
+                    "model": mode,
+                    "messages": [{"role": "user", "content": question}],
+                    "max_tokens": args.tokens,
+                    "min_tokens": args.tokens,
+                    "temperature": 0,
+                }
                 started = time.perf_counter()
                 reply = client.post("/v1/chat/completions", json=body).json()
                 seconds = time.perf_counter() - started
@@ -82,22 +88,30 @@ def main() -> None:
                 prompt_tokens[mode].append(reply["usage"]["prompt_tokens"])
                 if mode == "rag":
                     server_side.append(reply["lorag"]["retrieval"]["seconds"])
-        print(f"\n{args.requests} requests per mode, one at a time, {args.tokens} output tokens, "
-              f"corpus: {len(files)} files, top_k 4 hybrid\n")  # fmt: skip
+        print(
+            f"\n{args.requests} requests per mode, one at a time, {args.tokens} output tokens, "
+            f"corpus: {len(files)} files, top_k 4 hybrid\n"
+        )
         print("| mode | p50 ms | p99 ms | mean prompt tokens |")
         print("|---|---|---|---|")
         for mode in ("base", "rag"):
             values = latency[mode]
-            print(f"| {mode} | {1000 * statistics.median(values):.0f} | "
-                  f"{1000 * pct(values, 0.99):.0f} | "
-                  f"{statistics.mean(prompt_tokens[mode]):.0f} |")  # fmt: skip
+            print(
+                f"| {mode} | {1000 * statistics.median(values):.0f} | "
+                f"{1000 * pct(values, 0.99):.0f} | "
+                f"{statistics.mean(prompt_tokens[mode]):.0f} |"
+            )
         added50 = statistics.median(latency["rag"]) - statistics.median(latency["base"])
         added99 = pct(latency["rag"], 0.99) - pct(latency["base"], 0.99)
-        print(f"\nadded by RAG: p50 {1000 * added50:+.0f} ms, p99 {1000 * added99:+.0f} ms "
-              "(retrieval + the longer prompt's prefill)")  # fmt: skip
-        print(f"server-side retrieval (embed query, hybrid search, assemble): p50 "
-              f"{1000 * statistics.median(server_side):.1f} ms, p99 "
-              f"{1000 * pct(server_side, 0.99):.1f} ms")  # fmt: skip
+        print(
+            f"\nadded by RAG: p50 {1000 * added50:+.0f} ms, p99 {1000 * added99:+.0f} ms "
+            "(retrieval + the longer prompt's prefill)"
+        )
+        print(
+            f"server-side retrieval (embed query, hybrid search, assemble): p50 "
+            f"{1000 * statistics.median(server_side):.1f} ms, p99 "
+            f"{1000 * pct(server_side, 0.99):.1f} ms"
+        )
     finally:
         for process in (gateway, vllm):
             if process is not None:

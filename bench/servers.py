@@ -59,14 +59,15 @@ def start_vllm(
         **(extra_env or {}),
     }
     log = open(Path(tempfile.gettempdir()) / f"bench-vllm-{port}.log", "wb")  # noqa: SIM115
+    command = [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    command += ["--model", str(model_dir), "--served-model-name", BUNDLED_MODEL_NAME]
+    command += ["--host", "127.0.0.1", "--port", str(port)]
+    command += ["--dtype", dtype, "--max-model-len", "2048", "--enable-lora"]
+    command += ["--max-lora-rank", "16", "--max-loras", "8", "--max-cpu-loras", "16"]
+    command += ["--disable-uvicorn-access-log"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(model_dir),
-         "--served-model-name", BUNDLED_MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
-         "--dtype", dtype, "--max-model-len", "2048", "--enable-lora",
-         "--max-lora-rank", "16", "--max-loras", "8", "--max-cpu-loras", "16",
-         "--disable-uvicorn-access-log"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/health", process)
     return process, url, BUNDLED_MODEL_NAME
@@ -78,15 +79,24 @@ def start_gateway(
     """A lorag gateway with the remote engine pointing at `vllm_url`."""
     port = free_port()
     data_dir = tempfile.mkdtemp(prefix="lorag-bench-")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "LORAG_ENGINE": "remote",
-           "LORAG_VLLM_URLS": vllm_url, "LORAG_MODEL_NAME": model,
-           "LORAG_BASE_MODEL": str(REPO / ".lorag" / "models" / model),
-           "LORAG_DATA_DIR": data_dir, "LORAG_PORT": str(port), "LORAG_LOG_LEVEL": "warning",
-           **(extra_env or {})}  # fmt: skip
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "LORAG_ENGINE": "remote",
+        "LORAG_VLLM_URLS": vllm_url,
+        "LORAG_MODEL_NAME": model,
+        "LORAG_BASE_MODEL": str(REPO / ".lorag" / "models" / model),
+        "LORAG_DATA_DIR": data_dir,
+        "LORAG_PORT": str(port),
+        "LORAG_LOG_LEVEL": "warning",
+        **(extra_env or {}),
+    }
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"], cwd=REPO, env=env,
+        [sys.executable, "-m", "service.cli", "serve"],
+        cwd=REPO,
+        env=env,
         start_new_session=True,
-    )  # fmt: skip
+    )
     url = f"http://127.0.0.1:{port}"
     wait_for(f"{url}/ready", process)
     return process, url

@@ -39,8 +39,14 @@ def test_base_model_info_reads_shapes_from_headers(base_info: BaseModelInfo) -> 
     assert base_info.linear_shapes["model.layers.3.mlp.down_proj"] == (576, 1536)
     assert not any("embed" in module for module in base_info.linear_shapes)
     assert base_info.linear_module_names == {
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
-    }  # fmt: skip
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
 
 
 def test_base_model_info_refuses_a_folder_without_weights(tmp_path: Path) -> None:

@@ -37,14 +37,16 @@ def test_adapter_and_tenant_workflow(lorag, lora_a: Path, lora_b: Path, tmp_path
 
     code, out, _ = lorag("adapters", "import", str(lora_a), "--name", "support", "--owner", "acme")
     assert (code, out.split()[:2]) == (0, ["imported", "support@v1"])
+    options = ["--notes", "better", "--metrics", '{"format_pass": 1.0}', "--json"]
     code, out, _ = lorag(
-        "adapters", "import", str(lora_b), "--name", "support", "--owner", "acme",
-        "--notes", "better", "--metrics", '{"format_pass": 1.0}', "--json",
-    )  # fmt: skip
+        "adapters", "import", str(lora_b), "--name", "support", "--owner", "acme", *options
+    )
     imported = json.loads(out)
     assert (imported["served_name"], imported["notes"], imported["metrics"]) == (
-        "support@v2", "better", {"format_pass": 1.0}
-    )  # fmt: skip
+        "support@v2",
+        "better",
+        {"format_pass": 1.0},
+    )
 
     code, out, _ = lorag("adapters", "list")
     lines = out.splitlines()

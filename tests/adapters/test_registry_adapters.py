@@ -51,11 +51,17 @@ def test_import_numbers_versions_and_stores_files(
     assert (v1.served_name, v2.served_name) == ("support@v1", "support@v2")
     assert v1.sha256 != v2.sha256
     assert (v2.rank, v2.alpha, v2.targets, v2.base_model) == (
-        8, 16.0, ("q_proj", "v_proj"), "smollm2-135m-instruct"
-    )  # fmt: skip
+        8,
+        16.0,
+        ("q_proj", "v_proj"),
+        "smollm2-135m-instruct",
+    )
     assert (v2.origin, v2.metrics, v2.notes, v2.owner) == (
-        "train:run-7", {"format_pass": 0.9}, "second try", None
-    )  # fmt: skip
+        "train:run-7",
+        {"format_pass": 0.9},
+        "second try",
+        None,
+    )
     for version, source in ((v1, lora_a), (v2, lora_b)):
         path = registry.artifact_path(version)
         assert path.parent == registry.store.root / "sha256"

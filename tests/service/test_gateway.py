@@ -100,9 +100,12 @@ def test_invalid_field_names_the_field(gw: Gateway) -> None:
     assert answer.json()["error"]["param"] == "messages"
     answer = httpx.post(
         f"{gw.url}/v1/chat/completions",
-        json={"model": gw.base_name, "messages": [{"role": "user", "content": "x"}],
-              "temperature": 7},
-    )  # fmt: skip
+        json={
+            "model": gw.base_name,
+            "messages": [{"role": "user", "content": "x"}],
+            "temperature": 7,
+        },
+    )
     assert answer.status_code == 400
     assert answer.json()["error"]["param"] == "temperature"
 

@@ -57,11 +57,16 @@ def wait_job(gw: Gateway, key: str, job_id: str) -> dict:
 def ask(gw: Gateway, key: str, mode: str, question: str = QUESTION, **extra: object) -> dict:
     answer = httpx.post(
         f"{gw.url}/v1/chat/completions",
-        json={"model": mode, "messages": [{"role": "user", "content": question}],
-              "temperature": 0, "max_tokens": 48, **extra},
+        json={
+            "model": mode,
+            "messages": [{"role": "user", "content": question}],
+            "temperature": 0,
+            "max_tokens": 48,
+            **extra,
+        },
         headers=headers(key),
         timeout=120,
-    )  # fmt: skip
+    )
     assert answer.status_code == 200, answer.text
     return answer.json()
 
@@ -112,8 +117,9 @@ def test_other_tenant_never_sees_the_document(gw: Gateway, tenants: Tenants, fac
     assert "4471" not in reply["choices"][0]["message"]["content"]
     listed = httpx.get(f"{gw.url}/v1/knowledge/documents", headers=headers(tenants.b)).json()
     assert fact not in [d["doc_id"] for d in listed["data"]]
-    found = httpx.post(f"{gw.url}/v1/knowledge/search", json={"query": QUESTION},
-                       headers=headers(tenants.b)).json()  # fmt: skip
+    found = httpx.post(
+        f"{gw.url}/v1/knowledge/search", json={"query": QUESTION}, headers=headers(tenants.b)
+    ).json()
     assert all(hit["doc_id"] != fact for hit in found["data"])
     gone = httpx.delete(f"{gw.url}/v1/knowledge/documents/{fact}", headers=headers(tenants.b))
     assert gone.status_code == 404
@@ -158,8 +164,10 @@ def test_nothing_retrieved_says_so(gw: Gateway, tenants: Tenants) -> None:
 
 
 def test_request_may_narrow_but_only_when_allowed(gw: Gateway, tenants: Tenants) -> None:
-    docs = [{"doc_id": f"note-{i}", "text": f"Zorblax note {i}: the grinder has {i} burrs."}
-            for i in range(4)]  # fmt: skip
+    docs = [
+        {"doc_id": f"note-{i}", "text": f"Zorblax note {i}: the grinder has {i} burrs."}
+        for i in range(4)
+    ]
     ingest(gw, tenants.a, docs)
     narrowed = ask(gw, tenants.a, "rag", lorag={"retrieval": {"top_k": 1}})
     assert len(narrowed["lorag"]["retrieval"]["citations"]) == 1
@@ -167,10 +175,13 @@ def test_request_may_narrow_but_only_when_allowed(gw: Gateway, tenants: Tenants)
     assert [c["doc_id"] for c in filtered["lorag"]["retrieval"]["citations"]] == ["note-2"]
     refused = httpx.post(
         f"{gw.url}/v1/chat/completions",
-        json={"model": "strict", "messages": [{"role": "user", "content": "x"}],
-              "lorag": {"retrieval": {"top_k": 1}}},
+        json={
+            "model": "strict",
+            "messages": [{"role": "user", "content": "x"}],
+            "lorag": {"retrieval": {"top_k": 1}},
+        },
         headers=headers(tenants.a),
-    )  # fmt: skip
+    )
     assert refused.status_code == 400
     assert refused.json()["error"]["param"] == "lorag.retrieval"
 
@@ -187,8 +198,7 @@ def test_prompt_fits_the_context_with_50_long_chunks(gw: Gateway, tenants: Tenan
     key = answer.json()["api_key"]
     set_mode(gw, "kb-budget", "rag", "base", {"top_k": 50})
     filler = " ".join(["The Zorblax grinder manual explains burr care and cleaning."] * 12)
-    ingest(gw, key, [{"doc_id": f"manual-{i}", "text": f"Part {i}. {filler}"}
-                     for i in range(50)])  # fmt: skip
+    ingest(gw, key, [{"doc_id": f"manual-{i}", "text": f"Part {i}. {filler}"} for i in range(50)])
     # the budget reserves all 300 tokens; the answer may stop early (saves minutes on a CPU)
     question = "How do I clean the Zorblax grinder?"
     reply = ask(gw, key, "rag", question, max_tokens=300, stop=["."])
@@ -207,9 +217,11 @@ def test_file_upload_is_ingested(gw: Gateway, tenants: Tenants) -> None:
     )
     assert answer.status_code == 202, answer.text
     wait_job(gw, tenants.a, answer.json()["id"])
-    found = httpx.post(f"{gw.url}/v1/knowledge/search",
-                       json={"query": "How long is the Zorblax warranty?", "top_k": 1},
-                       headers=headers(tenants.a)).json()["data"]  # fmt: skip
+    found = httpx.post(
+        f"{gw.url}/v1/knowledge/search",
+        json={"query": "How long is the Zorblax warranty?", "top_k": 1},
+        headers=headers(tenants.a),
+    ).json()["data"]
     assert found[0]["doc_id"] == "warranty.md"
     assert "27 months" in found[0]["text"]
     bad = httpx.post(
@@ -244,12 +256,12 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join((REPO / "examples" / "qa.jsonl").read_text().splitlines(True)[:3]))
     out = tmp_path / "report"
+    command = [sys.executable, "-m", "service.cli", "eval", "answers", str(qa)]
+    command += ["--tenant", "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out)]
+    command += ["--max-tokens", "24", "--concurrency", "4"]
     done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "eval", "answers", str(qa), "--tenant",
-         "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out),
-         "--max-tokens", "24", "--concurrency", "4"],
-        cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        command, cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600
+    )
     assert done.returncode == 0, done.stderr
     printed = [line for line in done.stdout.splitlines() if line[:3] in ("ok ", "-- ")]
     assert len(printed) == 3 * 4
@@ -274,10 +286,19 @@ def test_store_unavailable_follows_the_mode(gw: Gateway, tenants: Tenants) -> No
     holds it): its retrieval modes answer without context, or fail with 503, as configured."""
     set_mode(gw, "kb-a", "rag-or-fail", "base", {"top_k": 2, "on_store_error": "fail"})
     port = free_port()
-    env = {**gw.env, "LORAG_ENGINE": "remote", "LORAG_VLLM_URLS": gw.vllm_url(),
-           "LORAG_PORT": str(port)}  # fmt: skip
-    second = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], cwd=REPO, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    env = {
+        **gw.env,
+        "LORAG_ENGINE": "remote",
+        "LORAG_VLLM_URLS": gw.vllm_url(),
+        "LORAG_PORT": str(port),
+    }
+    second = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"],
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     other = Gateway(f"http://127.0.0.1:{port}", gw.data_dir, second, gw.log_path, env)
     try:
         other.wait_ready(timeout_s=120)
@@ -304,16 +325,16 @@ def test_cli_ingest_goes_through_the_running_server(
     (folder / "manual.md").write_text("# Cleaning\n\nRinse the Zorblax burrs every 11 days.\n")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     env = {**gw.env, "LORAG_PORT": gw.url.rsplit(":", 1)[1]}
-    done = subprocess.run(
-        [sys.executable, "-m", "service.cli", "ingest", str(folder), "--tenant", "kb-a",
-         "--doc-id-prefix", "cli/"],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
+    command = [sys.executable, "-m", "service.cli", "ingest", str(folder)]
+    command += ["--tenant", "kb-a", "--doc-id-prefix", "cli/"]
+    done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr  # one file failed
     assert "held by the server" in done.stderr
     assert "broken.pdf" in done.stdout
-    found = httpx.post(f"{gw.url}/v1/knowledge/search",
-                       json={"query": "How often do I rinse the burrs?", "top_k": 1},
-                       headers=headers(tenants.a)).json()["data"]  # fmt: skip
+    found = httpx.post(
+        f"{gw.url}/v1/knowledge/search",
+        json={"query": "How often do I rinse the burrs?", "top_k": 1},
+        headers=headers(tenants.a),
+    ).json()["data"]
     assert found[0]["doc_id"] == "cli/manual.md"
     assert found[0]["section"] == "Cleaning"

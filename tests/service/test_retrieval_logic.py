@@ -71,8 +71,14 @@ def test_query_uses_the_previous_user_turn() -> None:
 def test_budget_keeps_the_strongest_whole_chunks(tokenizer) -> None:
     hits = [FakeHit(f"d{i}", f"chunk {i} " + "word " * 120, score=1 - i / 100) for i in range(50)]
     messages = [{"role": "user", "content": "question?"}]
-    assembled = with_context(messages, hits, tokenizer=tokenizer, template_version="v1",
-                             instructions=None, budget_tokens=1000)  # fmt: skip
+    assembled = with_context(
+        messages,
+        hits,
+        tokenizer=tokenizer,
+        template_version="v1",
+        instructions=None,
+        budget_tokens=1000,
+    )
     assert 0 < len(assembled.kept) < 50
     assert assembled.kept == hits[: len(assembled.kept)]  # the weakest were dropped
     assert assembled.prompt_tokens <= 1000
@@ -80,8 +86,9 @@ def test_budget_keeps_the_strongest_whole_chunks(tokenizer) -> None:
     assert content.endswith("Question: question?")
     for index, hit in enumerate(assembled.kept, start=1):
         assert f"[{index}] d{index - 1}: {' '.join(hit.text.split())}" in content  # whole
-    exact = tokenizer.apply_chat_template(assembled.messages, tokenize=True,
-                                          add_generation_prompt=True)  # fmt: skip
+    exact = tokenizer.apply_chat_template(
+        assembled.messages, tokenize=True, add_generation_prompt=True
+    )
     exact = exact["input_ids"] if hasattr(exact, "keys") else exact
     assert len(exact) == assembled.prompt_tokens
 

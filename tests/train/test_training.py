@@ -63,8 +63,14 @@ def test_run_folder_holds_card_curve_gate_and_a_servable_adapter(mixed_run: JobR
     config = json.loads((adapter / "adapter_config.json").read_text())
     assert config["peft_type"] == "LORA" and config["r"] == 16 and config["lora_alpha"] == 32
     assert set(config["target_modules"]) == {
-        "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"
-    }  # fmt: skip
+        "q_proj",
+        "k_proj",
+        "v_proj",
+        "o_proj",
+        "gate_proj",
+        "up_proj",
+        "down_proj",
+    }
     assert not config.get("modules_to_save")
     with safe_open(adapter / "adapter_model.safetensors", "pt") as weights:
         keys = list(weights.keys())
@@ -78,9 +84,15 @@ def test_resume_continues_from_a_checkpoint(base_model: str, tmp_path: Path) -> 
     uninterrupted run exactly (weights, optimizer, step counter and RNG were restored)."""
     prepared = prepare_data(ACME_DATA, val_fraction=0.1, seed=0)
     cfg = TrainConfig(
-        max_steps=4, batch_size=4, save_every=2, keep_checkpoints=0, restore_best=False,
-        threads=1, precision="fp32", early_stopping_patience=0,
-    )  # fmt: skip
+        max_steps=4,
+        batch_size=4,
+        save_every=2,
+        keep_checkpoints=0,
+        restore_best=False,
+        threads=1,
+        precision="fp32",
+        early_stopping_patience=0,
+    )
     full = tmp_path / "full"
     write_examples(full / "data" / "train.jsonl", prepared.train[:16])
     write_examples(full / "data" / "validation.jsonl", prepared.validation[:2])
