@@ -61,17 +61,6 @@ class Registry(ABC):
         folder unless another version has the same content."""
 
     @abstractmethod
-    def update_version_metadata(
-        self,
-        name: str,
-        version: int,
-        *,
-        metrics: dict[str, Any] | None = None,
-        notes: str | None = None,
-    ) -> AdapterVersion:
-        """Merge `metrics` into the version's metrics and/or replace its notes."""
-
-    @abstractmethod
     def artifact_path(self, version: AdapterVersion) -> Path:
         """The stored folder holding the version's artifact (what vLLM loads)."""
 
@@ -134,9 +123,3 @@ class Registry(ABC):
     @abstractmethod
     def modes_using(self, name: str, version: int) -> list[Mode]:
         """Every mode (of any tenant) pointing at this adapter version."""
-
-    # --- changes ---------------------------------------------------------------------------
-    @abstractmethod
-    def revision(self) -> int:
-        """A counter that grows with every change, from any process: poll it to notice
-        changes made elsewhere (e.g. by the CLI while the server runs)."""

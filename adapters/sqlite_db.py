@@ -4,7 +4,7 @@ The file is in WAL mode, so readers never wait for the writer and several proces
 at once. Each thread keeps its own connection (opened again after a fork or an error);
 a write transaction is `BEGIN IMMEDIATE`: it holds the file's write lock from its start, so the
 store changes made inside it (putting or removing an artifact folder) are serialized between
-processes too, and it bumps the `revision` counter others poll to notice changes.
+processes too.
 """
 
 from __future__ import annotations
@@ -41,12 +41,6 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (
-    key   TEXT PRIMARY KEY,
-    value INTEGER NOT NULL
-);
-INSERT OR IGNORE INTO meta (key, value) VALUES ('revision', 0);
-
 CREATE TABLE IF NOT EXISTS tenants (
     id           TEXT PRIMARY KEY,
     display_name TEXT NOT NULL DEFAULT '',
@@ -139,8 +133,6 @@ class SqliteDatabase:
             raise self._error(exc) from exc
         try:
             yield conn
-            if write:
-                conn.execute("UPDATE meta SET value = value + 1 WHERE key = 'revision'")
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             self._drop_thread_connection()  # closing rolls back

@@ -191,25 +191,6 @@ class SqliteRegistry(Registry):
             )
             self._remove_if_unused(conn, record.sha256)  # under the write lock: no import races it
 
-    def update_version_metadata(
-        self,
-        name: str,
-        version: int,
-        *,
-        metrics: dict[str, Any] | None = None,
-        notes: str | None = None,
-    ) -> AdapterVersion:
-        check_version(version)
-        with self._db.transaction(write=True) as conn:
-            record = self._version_row(conn, name, version)
-            merged = {**record.metrics, **(metrics or {})}
-            new_notes = record.notes if notes is None else notes
-            conn.execute(
-                "UPDATE adapter_versions SET metrics = ?, notes = ? WHERE name = ? AND version = ?",
-                (json_text(merged, param="metrics"), new_notes, name, version),
-            )
-            return self._version_row(conn, name, version)
-
     def artifact_path(self, version: AdapterVersion) -> Path:
         return self.store.path(version.sha256)
 
@@ -371,8 +352,3 @@ class SqliteRegistry(Registry):
             (name, version),
         )
         return [row_to_mode(r) for r in rows]
-
-    # --- changes -------------------------------------------------------------------------
-    def revision(self) -> int:
-        with self._db.transaction(write=False) as conn:
-            return conn.execute("SELECT value FROM meta WHERE key = 'revision'").fetchone()[0]

@@ -53,10 +53,6 @@ class Engine(ABC):
     @abstractmethod
     async def stop(self) -> None: ...
 
-    async def wait_ready(self, timeout_s: float) -> None:
-        """Return once a server can take requests; raise `EngineUnavailable` after timeout."""
-        return None
-
     @abstractmethod
     def pick_url(self) -> str:
         """A server URL for the next request; raises `EngineUnavailable` when none is up."""

@@ -133,13 +133,6 @@ class EmbeddedEngine(Engine):
         self._stopping = False
         self._supervisor = asyncio.create_task(self._supervise(), name="vllm-supervisor")
 
-    async def wait_ready(self, timeout_s: float) -> None:
-        deadline = time.monotonic() + timeout_s
-        while not self._up:
-            if time.monotonic() > deadline:
-                raise EngineUnavailable(self.last_error or "vLLM is not ready yet")
-            await asyncio.sleep(0.2)
-
     async def stop(self) -> None:
         self._stopping = True
         self._up = False

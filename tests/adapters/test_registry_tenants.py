@@ -177,19 +177,6 @@ def test_mode_input_errors(with_adapters: SqliteRegistry) -> None:
     assert registry.list_modes("acme") == []
 
 
-def test_revision_counts_changes_only(with_adapters: SqliteRegistry) -> None:
-    registry = with_adapters
-    start = registry.revision()
-    registry.list_modes("acme")
-    registry.tenant_for_key("lrg-nothing")
-    assert registry.revision() == start
-    with pytest.raises(NotFound):
-        registry.set_mode("acme", "chat", "general@v9")
-    assert registry.revision() == start
-    registry.set_mode("acme", "chat", "base")
-    assert registry.revision() == start + 1
-
-
 def test_several_processes_share_the_file(tmp_path: Path, registry: SqliteRegistry) -> None:
     script = textwrap.dedent(
         """
@@ -223,4 +210,3 @@ def test_several_processes_share_the_file(tmp_path: Path, registry: SqliteRegist
     tenants = registry.list_tenants()
     assert len(tenants) == 60
     assert all(registry.default_mode(t.id).name == "plain" for t in tenants)
-    assert registry.revision() == 60 * 3

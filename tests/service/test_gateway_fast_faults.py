@@ -290,7 +290,7 @@ async def test_a_hung_embedded_engine_is_marked_down_killed_and_restarted(
     await engine.start()
     pid = None
     try:
-        await engine.wait_ready(20)
+        await eventually(lambda: engine.describe()["up"], timeout_s=20)
         pid = engine.pid
         assert pid is not None
         os.kill(pid, signal.SIGSTOP)  # exists, answers nothing
@@ -299,7 +299,7 @@ async def test_a_hung_embedded_engine_is_marked_down_killed_and_restarted(
         detected = time.monotonic() - stopped
         with pytest.raises(EngineUnavailable):
             engine.pick_url()
-        await engine.wait_ready(20)
+        await eventually(lambda: engine.describe()["up"], timeout_s=20)
         assert engine.pid != pid
         assert engine.describe()["restarts"] == 1
         assert engine.generation == 2
