@@ -10,6 +10,14 @@ import re
 
 from ingest.models import Block
 
+__all__ = [
+    "MAX_HEADING_CHARS",
+    "heading_block",
+    "markdown_blocks",
+    "normalize_newlines",
+    "text_blocks",
+]
+
 _ATX = re.compile(r" {0,3}(#{1,6})[ \t]+")
 """An ATX heading's opening (`## `); its text is the rest of the line less a closing `#` run.
 Only the bounded opening is a pattern: `(.*?)[ \t#]*$` backtracked quadratically on one long

@@ -21,6 +21,8 @@ from ingest.blocks import MAX_HEADING_CHARS, markdown_blocks, text_blocks
 from ingest.errors import InvalidDocument, InvalidInput
 from ingest.models import Block, Chunk, SourceDocument
 
+__all__ = ["LONG_BLOCK_CHARS", "MAX_PREFIX_CHARS", "Chunker", "split_long_blocks"]
+
 LONG_BLOCK_CHARS = 20_000
 """Paragraphs longer than this are cut at whitespace first, so tokenizing stays linear.
 Headings longer than MAX_HEADING_CHARS are paragraphs."""

@@ -19,6 +19,16 @@ from ingest.models import TENANT_PATTERN, IngestReport
 if TYPE_CHECKING:
     from service.settings import Settings
 
+__all__ = [
+    "SHOWN_SKIPPED",
+    "check_tenant_exists",
+    "print_report",
+    "register",
+    "register_eval",
+    "run_eval_retrieval",
+    "run_ingest",
+]
+
 SHOWN_SKIPPED = 10
 
 

@@ -22,6 +22,8 @@ from typing import Any
 from ingest.errors import EmbeddingModelError
 from ingest.store.points import SparseVec
 
+__all__ = ["BUNDLED_MODEL_NAME", "Embedder", "default_threads", "native_bf16", "resolve_model"]
+
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 
 

@@ -20,6 +20,17 @@ from ingest.knowledge import SEARCH_MODES, KnowledgeBase
 from ingest.models import SearchMode, SourceDocument
 from ingest.records import record_document
 
+__all__ = [
+    "CUTOFF",
+    "BeirDataset",
+    "RetrievalScores",
+    "evaluate",
+    "format_scores",
+    "load_beir",
+    "rank_documents",
+    "score_ranking",
+]
+
 CUTOFF = 10
 
 

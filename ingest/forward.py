@@ -17,6 +17,8 @@ from ingest.errors import InvalidDocument, InvalidInput, StoreUnavailable
 from ingest.models import IngestReport
 from ingest.sources import discover
 
+__all__ = ["forward_ingest", "forward_tenant_delete", "server_url"]
+
 _POLL_S = 0.5
 
 

@@ -39,6 +39,14 @@ from ingest.pipeline import utc_now
 if TYPE_CHECKING:
     from ingest.knowledge import KnowledgeBase
 
+__all__ = [
+    "INTERRUPTED",
+    "KEEP_JOBS_PER_TENANT",
+    "MAX_QUEUED_PER_TENANT",
+    "JobRunner",
+    "remove_job_records",
+]
+
 log = logging.getLogger(__name__)
 
 KEEP_JOBS_PER_TENANT = 100

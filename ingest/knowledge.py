@@ -56,6 +56,16 @@ if TYPE_CHECKING:
     from ingest.jobs import JobRunner
     from service.settings import Settings
 
+__all__ = [
+    "JOBS_FOLDER",
+    "MAX_QUERY_CHARS",
+    "MAX_TOP_K",
+    "SEARCH_MODES",
+    "KnowledgeBase",
+    "open_existing_knowledge_base",
+    "open_knowledge_base",
+]
+
 SEARCH_MODES = ("hybrid", "dense", "sparse")
 MAX_TOP_K = 100
 MAX_QUERY_CHARS = 4000

@@ -18,6 +18,28 @@ from ingest.blocks import MAX_HEADING_CHARS, markdown_blocks, normalize_newlines
 from ingest.errors import DocumentTooLarge, InvalidDocument, UnsupportedFormat
 from ingest.models import Block, SourceDocument
 
+__all__ = [
+    "DOCX_MAX_MEMBERS",
+    "DOCX_MAX_RATIO",
+    "DOCX_MAX_UNPACKED_BYTES",
+    "DOCX_RATIO_FLOOR",
+    "FILE_LOADERS",
+    "MAX_DOCUMENT_CHARS",
+    "MAX_FILE_BYTES",
+    "PDF_MAX_PAGES",
+    "PDF_MAX_SECONDS",
+    "PDF_MAX_STREAM_BYTES",
+    "Loader",
+    "check_size",
+    "decode_text",
+    "load_docx",
+    "load_file",
+    "load_html",
+    "load_markdown",
+    "load_pdf",
+    "load_text",
+]
+
 MAX_FILE_BYTES = 64 * 1024 * 1024
 """Largest file read at all (PDFs and DOCX with images can be big)."""
 MAX_DOCUMENT_CHARS = 5_000_000

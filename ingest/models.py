@@ -16,6 +16,24 @@ from typing import Any, Literal
 
 from ingest.errors import InvalidDocument, InvalidTenant
 
+__all__ = [
+    "MAX_DOC_ID_CHARS",
+    "TENANT_PATTERN",
+    "Block",
+    "Chunk",
+    "DocumentInfo",
+    "Hit",
+    "IngestReport",
+    "Job",
+    "JobStatus",
+    "ProgressEvent",
+    "SearchMode",
+    "SourceDocument",
+    "TextFormat",
+    "check_doc_id",
+    "check_tenant",
+]
+
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_DOC_ID_CHARS = 512
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")

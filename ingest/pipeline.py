@@ -44,6 +44,18 @@ from ingest.store.points import (
     ChunkPoint,
 )
 
+__all__ = [
+    "EMBED_GROUP",
+    "PIPELINE_VERSION",
+    "STATE_FIELDS",
+    "UPSERT_BATCH",
+    "DocumentState",
+    "Ingestor",
+    "ProgressFn",
+    "document_states",
+    "utc_now",
+]
+
 log = logging.getLogger(__name__)
 
 PIPELINE_VERSION = "1"

@@ -6,6 +6,8 @@ from typing import Any
 
 from ingest.models import ProgressEvent
 
+__all__ = ["IngestProgressBar"]
+
 
 class IngestProgressBar:
     """A progress callback (`ProgressFn`) drawing a tqdm bar on stderr; call `close()`."""

@@ -20,6 +20,16 @@ from ingest.loaders import MAX_DOCUMENT_CHARS, MAX_FILE_BYTES, decode_text
 from ingest.models import SourceDocument
 from lorag.json_nesting import nesting_depth
 
+__all__ = [
+    "ID_FIELDS",
+    "MAX_RECORD_DEPTH",
+    "RECORD_SUFFIXES",
+    "TEXT_FIELDS",
+    "RecordsResult",
+    "load_records",
+    "record_document",
+]
+
 TEXT_FIELDS = ("text", "content", "body", "passage")
 ID_FIELDS = ("id", "_id")
 RECORD_SUFFIXES = (".jsonl", ".csv")

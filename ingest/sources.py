@@ -22,6 +22,15 @@ from ingest.loaders import FILE_LOADERS, check_size, load_file
 from ingest.models import SourceDocument
 from ingest.records import RECORD_SUFFIXES, load_records
 
+__all__ = [
+    "SUPPORTED_SUFFIXES",
+    "Discovery",
+    "PendingDocument",
+    "discover",
+    "path_scope",
+    "pending_documents",
+]
+
 SUPPORTED_SUFFIXES = (*FILE_LOADERS, *RECORD_SUFFIXES)
 
 

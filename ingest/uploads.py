@@ -22,6 +22,15 @@ from ingest.models import SourceDocument
 from ingest.records import RECORD_SUFFIXES, load_records
 from ingest.sources import SUPPORTED_SUFFIXES
 
+__all__ = [
+    "COPY_PIECE_BYTES",
+    "SavedUpload",
+    "documents_from_saved",
+    "documents_from_upload",
+    "save_upload",
+    "upload_name",
+]
+
 COPY_PIECE_BYTES = 1024 * 1024
 
 

@@ -43,6 +43,8 @@ from service.wiring import (
     open_registry,
 )
 
+__all__ = ["AppState", "build_app", "build_state"]
+
 log = logging.getLogger(__name__)
 
 

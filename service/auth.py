@@ -19,6 +19,17 @@ from fastapi import Request
 from adapters.models import Tenant
 from service.errors import Forbidden, Unauthorized
 
+__all__ = [
+    "TENANT_KEY_PREFIX",
+    "Caller",
+    "bearer_token",
+    "get_caller",
+    "is_admin",
+    "require_admin",
+    "require_admin_if_keys_required",
+    "require_tenant",
+]
+
 TENANT_KEY_PREFIX = "lrg-"
 
 

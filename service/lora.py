@@ -22,6 +22,8 @@ from service.errors import EngineUnavailable, ServerError
 from service.metrics import Metrics
 from service.upstream import Upstream, UpstreamError
 
+__all__ = ["LoraManager"]
+
 log = logging.getLogger(__name__)
 
 

@@ -29,6 +29,19 @@ import httpx
 from service.errors import InvalidRequest
 from service.settings import Settings
 
+__all__ = [
+    "ModeSummary",
+    "Outcome",
+    "QAItem",
+    "api_key_of",
+    "chart",
+    "judge",
+    "read_qa",
+    "register_eval",
+    "run",
+    "table",
+]
+
 
 @dataclass(frozen=True)
 class QAItem:

@@ -14,6 +14,16 @@ from typing import Any, Protocol
 
 from service.errors import InvalidRequest
 
+__all__ = [
+    "TEMPLATES",
+    "Assembled",
+    "Template",
+    "Tokenizer",
+    "cited_numbers",
+    "template",
+    "with_context",
+]
+
 
 @dataclass(frozen=True)
 class Template:

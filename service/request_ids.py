@@ -11,6 +11,8 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+__all__ = ["HEADER", "RequestIdFilter", "RequestIdMiddleware", "current_request_id"]
+
 HEADER = "x-request-id"
 current_request_id: contextvars.ContextVar[str] = contextvars.ContextVar(
     "lorag_request_id", default="-"

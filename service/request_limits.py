@@ -19,6 +19,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import RequestTooLarge, envelope
 
+__all__ = ["RequestLimitMiddleware"]
+
 _UPLOAD_PATH = re.compile(r"^(/v1/knowledge/documents|/admin/knowledge/[^/]+/documents)/?$")
 
 

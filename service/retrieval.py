@@ -23,6 +23,16 @@ from service.prompting import Assembled, cited_numbers, with_context
 from service.protocol.openai import RetrievalOverride
 from service.protocol.retrieval import Citation, RetrievalReport, RetrievalSettings
 
+__all__ = [
+    "Augmented",
+    "Retriever",
+    "mode_settings",
+    "narrowed",
+    "normalized",
+    "query_of",
+    "search_query",
+]
+
 
 def mode_settings(raw: dict[str, Any] | None) -> RetrievalSettings | None:
     """A mode's stored retrieval dict -> settings, or None when retrieval is off."""

@@ -14,6 +14,8 @@ from adapters.registry import Registry
 from service.auth import Caller
 from service.errors import NotFound
 
+__all__ = ["Router", "Target"]
+
 
 @dataclass(frozen=True)
 class Target:

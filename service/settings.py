@@ -13,6 +13,15 @@ from typing import Annotated, Literal, get_args
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+__all__ = [
+    "BUNDLED_MODEL_NAME",
+    "MIN_ADMIN_KEY_CHARS",
+    "SECRET_VARIABLES",
+    "Settings",
+    "child_environment",
+    "settings_error_lines",
+]
+
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
 MIN_ADMIN_KEY_CHARS = 16
 

@@ -26,6 +26,16 @@ import aiohttp
 from service.engine.base import bearer_headers
 from service.errors import EngineUnavailable, LoragError, UpstreamTimeout
 
+__all__ = [
+    "ConnectFailed",
+    "EngineRefusedKey",
+    "Upstream",
+    "UpstreamError",
+    "mapped_transport_errors",
+    "raise_for_status",
+    "sse_events",
+]
+
 log = logging.getLogger(__name__)
 
 _JSON = {"content-type": "application/json"}

@@ -10,6 +10,8 @@ from pydantic import BaseModel, ValidationError
 from lorag.json_nesting import nesting_depth
 from service.errors import InvalidRequest
 
+__all__ = ["MAX_JSON_DEPTH", "parse_body", "parse_json", "validate"]
+
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 

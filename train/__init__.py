@@ -19,3 +19,5 @@ raft.py           build-raft: retrieved chunks + cited answers from the knowledg
 cli.py            `lorag train ...`
 errors.py         TrainError and its subclasses
 """
+
+__all__: list[str] = []

@@ -28,6 +28,8 @@ from ingest.store.points import (
     point_id,
 )
 
+__all__ = ["RRF_K", "Row", "Store", "prefetch_limit"]
+
 Row = tuple[str, list[float], SparseVec, dict[str, Any]]
 """(point id, dense vector, sparse vector, payload) as handed to a backend."""
 

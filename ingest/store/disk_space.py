@@ -29,6 +29,16 @@ from pathlib import Path
 from ingest.errors import StoreFull
 from ingest.store.base import Row
 
+__all__ = [
+    "DISK_FULL",
+    "MIB",
+    "MIN_FREE_BYTES",
+    "WRITE_AMPLIFICATION",
+    "DiskSpace",
+    "allocated_bytes",
+    "upsert_bytes",
+]
+
 log = logging.getLogger(__name__)
 
 MIB = 2**20

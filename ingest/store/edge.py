@@ -34,6 +34,8 @@ from ingest.store.points import (
     stored_point,
 )
 
+__all__ = ["CONFIG_FILE", "EdgeStore"]
+
 log = logging.getLogger(__name__)
 
 CONFIG_FILE = "edge_config.json"

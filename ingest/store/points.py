@@ -16,6 +16,36 @@ from typing import Any
 
 from ingest.errors import InvalidFilter
 
+__all__ = [
+    "CHUNK_COUNT",
+    "CHUNK_INDEX",
+    "CONTENT_HASH",
+    "DENSE",
+    "DOC_ID",
+    "FILTER_FIELDS",
+    "INGESTED_AT",
+    "KEYWORD_INDEXES",
+    "METADATA",
+    "PAGE",
+    "PIPELINE",
+    "POINT_NAMESPACE",
+    "SCOPE",
+    "SECTION",
+    "SOURCE",
+    "SPARSE",
+    "TENANT",
+    "TEXT",
+    "TITLE",
+    "ChunkPoint",
+    "Condition",
+    "Scalar",
+    "SparseVec",
+    "StoredPoint",
+    "filter_conditions",
+    "point_id",
+    "stored_point",
+]
+
 DENSE = "dense"
 SPARSE = "bm25"
 

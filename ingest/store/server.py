@@ -26,6 +26,8 @@ from ingest.store.points import (
     stored_point,
 )
 
+__all__ = ["MEMORY", "QdrantStore"]
+
 MEMORY = ":memory:"
 
 

@@ -9,6 +9,8 @@ import httpx
 
 from lorag.hardware import Precision
 
+__all__ = ["Engine", "bearer_headers", "probe_health"]
+
 log = logging.getLogger(__name__)
 
 

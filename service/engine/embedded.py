@@ -37,6 +37,15 @@ from lorag.hardware import Precision
 from service.engine.base import Engine, bearer_headers, probe_health
 from service.errors import EngineUnavailable
 
+__all__ = [
+    "GUARD_MIDDLEWARE",
+    "EmbeddedEngine",
+    "EmbeddedEngineConfig",
+    "free_port",
+    "quiet_cpu_environment",
+    "tail_lines",
+]
+
 log = logging.getLogger(__name__)
 
 _PR_SET_PDEATHSIG = 1

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from service.engine.base import Engine, probe_health
 from service.errors import EngineUnavailable
 
+__all__ = ["RemoteEngine"]
+
 log = logging.getLogger(__name__)
 
 

@@ -41,6 +41,8 @@ from service.routing import Router, Target
 from service.upstream import ConnectFailed, Upstream, UpstreamError, sse_events
 from service.validation import parse_json, validate
 
+__all__ = ["CLIENT_CLOSED", "CompletionsHandler", "Endpoint", "Prepared"]
+
 log = logging.getLogger(__name__)
 
 Endpoint = Literal["chat", "completions"]

@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["CreateTenant", "ImportAdapter", "SetMode"]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+__all__ = ["BlockIn", "DocumentIn", "IngestRequest", "SearchRequest"]
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")

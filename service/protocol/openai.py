@@ -10,6 +10,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = [
+    "ChatCompletionRequest",
+    "ChatMessage",
+    "CompletionRequest",
+    "LoragOptions",
+    "ModelCard",
+    "ModelList",
+    "OpenAIModel",
+    "RetrievalOverride",
+    "StreamOptions",
+]
+
 
 class OpenAIModel(BaseModel):
     model_config = ConfigDict(extra="allow")

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+__all__ = ["Citation", "RetrievalReport", "RetrievalSettings"]
+
 
 class RetrievalSettings(BaseModel):
     """Retrieval of a mode. A mode with these settings is RAG (base) or hybrid (adapter)."""

@@ -25,6 +25,8 @@ from service.errors import EngineUnavailable, StoreUnavailable
 from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
 from service.retrieval import normalized
 
+__all__ = ["router"]
+
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])

@@ -14,6 +14,8 @@ from fastapi.responses import JSONResponse
 from lorag.hardware import detect_cpu
 from service.auth import is_admin, require_admin_if_keys_required
 
+__all__ = ["router"]
+
 router = APIRouter()
 
 

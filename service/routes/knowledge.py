@@ -26,6 +26,8 @@ from service.executors import PoolKind
 from service.protocol.knowledge import DocumentIn, IngestRequest, SearchRequest
 from service.validation import parse_body
 
+__all__ = ["router"]
+
 router = APIRouter()
 _MAX_FIELD_BYTES = 64 * 1024
 """Largest non-file form field (doc_id); files are capped per file by `save_upload`."""

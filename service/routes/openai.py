@@ -20,6 +20,8 @@ from service.auth import Caller, get_caller
 from service.handlers.completions import CLIENT_CLOSED, Endpoint
 from service.protocol.openai import ModelCard, ModelList
 
+__all__ = ["router"]
+
 router = APIRouter()
 log = logging.getLogger(__name__)
 _STARTED = int(time.time())
