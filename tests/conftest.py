@@ -153,6 +153,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
             process.wait(timeout=30)
         except subprocess.TimeoutExpired:
             process.kill()
+            process.wait(timeout=30)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline and any(map(alive, children)):
             time.sleep(0.2)

@@ -102,6 +102,7 @@ def test_a_killed_ingest_is_repaired_by_a_rerun(open_kb, tmp_path: Path) -> None
     finally:
         process.kill()
         process.wait(timeout=30)
+        process.stdout.close()
     assert process.returncode == -signal.SIGKILL
 
     kb = open_kb("edge", data_dir=data)
