@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+from typing import Any
 
 from adapters.errors import BaseModelUnavailable
 
@@ -68,7 +69,7 @@ class BaseModelInfo:
         return frozenset(path.rsplit(".", 1)[-1] for path in self.linear_shapes)
 
 
-def read_safetensors_header(path: Path) -> dict[str, dict]:
+def read_safetensors_header(path: Path) -> dict[str, dict[str, Any]]:
     """The JSON header of a safetensors file: tensor name -> {dtype, shape, data_offsets}.
 
     Raises ValueError when the file is too short or the header is not a JSON object.
@@ -106,7 +107,7 @@ def _weight_files(folder: Path) -> Iterable[Path]:
     )
 
 
-def _linear_shapes(header: Mapping[str, dict]) -> dict[str, tuple[int, int]]:
+def _linear_shapes(header: Mapping[str, dict[str, Any]]) -> dict[str, tuple[int, int]]:
     shapes: dict[str, tuple[int, int]] = {}
     for tensor_name, entry in header.items():
         shape = entry.get("shape") if isinstance(entry, dict) else None

@@ -22,13 +22,13 @@ from service.settings import Settings
 __all__ = ["register"]
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `adapters` and `tenants` command groups."""
     _register_adapters(subparsers)
     _register_tenants(subparsers)
 
 
-def _register_adapters(subparsers: argparse._SubParsersAction) -> None:
+def _register_adapters(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = subparsers.add_parser(
         "adapters",
         help="import, list, show and delete LoRA adapter versions",
@@ -76,7 +76,7 @@ def _register_adapters(subparsers: argparse._SubParsersAction) -> None:
     cmd.set_defaults(handler=_delete_adapter)
 
 
-def _register_tenants(subparsers: argparse._SubParsersAction) -> None:
+def _register_tenants(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     group = subparsers.add_parser(
         "tenants",
         help="create tenants, manage their API keys and modes",

@@ -15,7 +15,7 @@ __all__ = ["AdapterVersion", "ArtifactInfo", "Mode", "Tenant"]
 
 
 def _json_ready(record: object) -> dict[str, Any]:
-    out = asdict(record)  # type: ignore[call-overload]
+    out: dict[str, Any] = asdict(record)  # type: ignore[call-overload]
     for key, value in out.items():
         if isinstance(value, datetime):
             out[key] = value.isoformat()

@@ -159,7 +159,8 @@ class SqliteRegistry(Registry):
     ) -> AdapterVersion:
         """A version (latest if None); with `tenant`, only one that tenant may use."""
         check_adapter_name(name, param="adapter")
-        where, params = "name = ?", [name]
+        where = "name = ?"
+        params: list[str | int] = [name]
         if version is not None:
             where += " AND version = ?"
             params.append(check_version(version))

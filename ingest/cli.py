@@ -40,7 +40,7 @@ def _tenant(value: str) -> str:
     return value
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `lorag ingest`."""
     parser = subparsers.add_parser(
         "ingest",
@@ -191,7 +191,7 @@ def print_report(report: IngestReport, out: TextIO | None = None) -> None:
             print(f"  ... and {len(report.skipped) - SHOWN_SKIPPED} more", file=out)
 
 
-def register_eval(eval_subparsers: argparse._SubParsersAction) -> None:
+def register_eval(eval_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `lorag eval retrieval` (under the root's `eval` command)."""
     parser = eval_subparsers.add_parser(
         "retrieval",

@@ -89,8 +89,11 @@ class Embedder:
         self._doc_lock = threading.Lock()
         self._query_lock = threading.Lock()
         self.batch_size = batch_size
-        self.dim = int(self._doc_model.get_embedding_dimension())
-        self.max_tokens = int(self._doc_model.max_seq_length) - 2  # [CLS] and [SEP]
+        dim, max_length = self._doc_model.get_embedding_dimension(), self._doc_model.max_seq_length
+        if dim is None or max_length is None:
+            raise EmbeddingModelError(f"embedding model {location!r} has no fixed size")
+        self.dim = dim
+        self.max_tokens = max_length - 2  # [CLS] and [SEP]
         self._bm25 = Bm25(Bm25Config(avg_len=bm25_avg_len))
 
     def new_tokenizer(self) -> Any:

@@ -14,6 +14,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ingest.errors import InvalidDataset, InvalidDocument
 from ingest.knowledge import SEARCH_MODES, KnowledgeBase
@@ -51,7 +52,7 @@ class RetrievalScores:
     ndcg: float
 
 
-def _jsonl(path: Path) -> list[tuple[int, dict]]:
+def _jsonl(path: Path) -> list[tuple[int, dict[str, Any]]]:
     if not path.is_file():
         raise InvalidDataset(f"missing {path.name} in {path.parent}", param=path.name)
     rows = []
@@ -84,17 +85,17 @@ def load_beir(folder: Path, *, split: str = "test") -> BeirDataset:
         raise InvalidDataset(f"missing qrels/{split}.tsv in {folder}", param="qrels")
     qrels: dict[str, dict[str, int]] = {}
     with qrels_path.open(encoding="utf-8", newline="") as handle:
-        for number, row in enumerate(csv.reader(handle, delimiter="\t"), start=1):
-            if number == 1 and row and row[0] == "query-id":
+        for number, cells in enumerate(csv.reader(handle, delimiter="\t"), start=1):
+            if number == 1 and cells and cells[0] == "query-id":
                 continue
-            if len(row) != 3:
+            if len(cells) != 3:
                 raise InvalidDataset(f"qrels/{split}.tsv:{number}: expected 3 columns")
             try:
-                score = int(row[2])
+                score = int(cells[2])
             except ValueError:
                 message = f"qrels/{split}.tsv:{number}: score is not an integer"
                 raise InvalidDataset(message) from None
-            qrels.setdefault(row[0], {})[row[1]] = score
+            qrels.setdefault(cells[0], {})[cells[1]] = score
     missing = [qid for qid in qrels if qid not in queries]
     if missing:
         raise InvalidDataset(f"qrels name queries not in queries.jsonl: {missing[:5]}")

@@ -17,6 +17,7 @@ fails in memory; a job that cannot be recorded at all is refused (`StoreUnavaila
 
 from __future__ import annotations
 
+import builtins
 import json
 import logging
 import os
@@ -217,7 +218,9 @@ class JobRunner:
                 with self._changed:
                     self._running = None
 
-    def _run(self, job_id: str, docs: list[SourceDocument], scopes: dict[str, str]) -> None:
+    def _run(
+        self, job_id: str, docs: builtins.list[SourceDocument], scopes: dict[str, str]
+    ) -> None:
         cancel = threading.Event()
         with self._changed:
             job = self._jobs.get(job_id)

@@ -171,11 +171,11 @@ def load_html(path: Path) -> tuple[tuple[Block, ...], str | None]:
     title = _clean(soup.title.get_text()) if soup.title else None
     for tag in soup.find_all(_DROP_TAGS):
         tag.decompose()
-    for tag in soup.find_all(attrs={"role": "navigation"}):
+    for tag in soup.find_all(role="navigation"):
         tag.decompose()
     for tag in soup.find_all(class_="headerlink"):
         tag.decompose()
-    root = soup.find(attrs={"role": "main"}) or soup.find("main") or soup.body or soup
+    root = soup.find(role="main") or soup.find("main") or soup.body or soup
     try:
         blocks = _html_blocks(root)
     except RecursionError:
@@ -269,7 +269,7 @@ def load_pdf(
     deadline = time.monotonic() + max_seconds
     chars = 0
     try:
-        with apply_configuration(**_pdf_limits()):
+        with apply_configuration(None, **_pdf_limits()):
             reader = PdfReader(path)
             if reader.is_encrypted and not reader.decrypt(""):
                 raise InvalidDocument("encrypted PDF: cannot read it without a password")

@@ -14,6 +14,7 @@ of the tenant recorded under a scope but absent from this ingest are deleted aft
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -166,7 +167,7 @@ class Ingestor:
             if parsed is not None:
                 batch.append(parsed)
                 if sum(len(p.chunks) for p in batch) >= EMBED_GROUP:
-                    self._write(tenant, batch, report, lambda name=item.doc_id: tick(name))
+                    self._write(tenant, batch, report, functools.partial(tick, item.doc_id))
                     batch = []
             tick(item.doc_id)
         if batch and not report.interrupted:

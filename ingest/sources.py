@@ -11,6 +11,7 @@ its own root, a file argument's root is its folder. The sync scope of a file is 
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -54,6 +55,10 @@ class Discovery:
     protected_sources: set[str] = field(default_factory=set)
 
 
+def _same(doc: SourceDocument) -> SourceDocument:
+    return doc
+
+
 def pending_documents(
     docs: Iterable[SourceDocument],
     scope: str | None,
@@ -68,7 +73,7 @@ def pending_documents(
             doc.content_hash or "",
             doc.source,
             scope or scopes.get(doc.doc_id),
-            lambda d=doc: d,
+            functools.partial(_same, doc),
         )
         for doc in docs
     ]

@@ -183,7 +183,8 @@ def _install_error_handlers(app: FastAPI) -> None:
             log.error("request failed: %s", exc, exc_info=not hasattr(exc, "status"))
         return JSONResponse(body, status_code=status)
 
-    for error_class in (Exception, *package_error_bases()):
+    error_classes: tuple[type[Exception], ...] = (Exception, *package_error_bases())
+    for error_class in error_classes:
         app.add_exception_handler(error_class, mapped)
 
     @app.exception_handler(RequestValidationError)

@@ -101,7 +101,7 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     config_dict = quantized.config.to_dict()
     config_dict.pop("quantization_config", None)
     config = LlamaConfig.from_dict(config_dict)
-    config.torch_dtype = torch.bfloat16
+    config.dtype = torch.bfloat16
     model = LlamaForCausalLM(config)
     missing, unexpected = model.load_state_dict(quantized.state_dict(), strict=False)
     real_missing = [k for k in missing if k != "lm_head.weight"]
@@ -111,6 +111,7 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
         )
     if config.tie_word_embeddings:
         model.tie_weights()
-    model = model.to(torch.bfloat16)
+    # transformers types `PreTrainedModel.to` as a wrapper that wants the model again
+    model = model.to(torch.bfloat16)  # type: ignore[arg-type]
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)

@@ -216,7 +216,7 @@ def chart(summaries: list[ModeSummary], path: Path) -> None:
     plt.close(figure)
 
 
-def register_eval(eval_commands: argparse._SubParsersAction) -> None:
+def register_eval(eval_commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = eval_commands.add_parser(
         "answers",
         help="compare a tenant's modes (base, rag, adapter, hybrid) on a QA file",

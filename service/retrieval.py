@@ -182,7 +182,7 @@ class Augmented:
             for i, hit in enumerate(self.kept, start=1)
         ]
         return RetrievalReport(
-            status=self.status,  # type: ignore[arg-type]
+            status=self.status,
             query=self.query,
             template=self.settings.template,
             citations=citations,

@@ -47,7 +47,7 @@ _KNOBS: tuple[tuple[str, str, type], ...] = (
 )
 
 
-def register(subparsers: argparse._SubParsersAction) -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `train` (with its optional `build-raft` sub-command) to the root parser."""
     parser = subparsers.add_parser(
         "train",

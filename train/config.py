@@ -99,7 +99,8 @@ class TrainConfig:
 
 def help_for(name: str) -> str:
     """The help text of one TrainConfig knob (the CLI reuses it)."""
-    return next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name)
+    text: str = next(f.metadata["help"] for f in fields(TrainConfig) if f.name == name)
+    return text
 
 
 @dataclass(frozen=True)

@@ -35,7 +35,10 @@ class EncodedExample:
 
 def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
     """The text a generation starts from: the conversation plus the assistant header."""
-    return tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+    text: str = tokenizer.apply_chat_template(
+        list(messages), tokenize=False, add_generation_prompt=True
+    )
+    return text
 
 
 def _assistant_spans(

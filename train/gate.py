@@ -95,7 +95,9 @@ one that caches them (they only depend on the base model and the prompts)."""
 def direct_base_answers(model: Any, tokenizer: Any, batch_size: int = 32) -> BaseAnswerFn:
     """Answers from `model` with its adapter switched off (no cache)."""
 
-    def answer(kind: str, prompts: list[list[dict[str, str]]], max_new_tokens: int) -> list:
+    def answer(
+        kind: str, prompts: list[list[dict[str, str]]], max_new_tokens: int
+    ) -> list[Generation]:
         with model.disable_adapter():
             return greedy_generate(
                 model,
@@ -269,8 +271,11 @@ def gate_failures(
     """What fails the gate: the measurements of `run_gate` against `thresholds`."""
     failures = []
     base_loss, adapter_loss = held_out.get("base_loss"), held_out.get("adapter_loss")
-    measured = base_loss is not None and adapter_loss is not None
-    if measured and base_loss - adapter_loss < thresholds.min_val_loss_gain:
+    if (
+        base_loss is not None
+        and adapter_loss is not None
+        and base_loss - adapter_loss < thresholds.min_val_loss_gain
+    ):
         failures.append(
             f"held-out loss did not improve: adapter {adapter_loss:.4f} vs base {base_loss:.4f}"
         )

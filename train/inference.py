@@ -58,7 +58,8 @@ def adapter_merged(model: Any) -> Iterator[None]:
 
 
 def _device_of(model: Any) -> torch.device:
-    return next(model.parameters()).device
+    device: torch.device = next(model.parameters()).device
+    return device
 
 
 @torch.no_grad()

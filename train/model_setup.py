@@ -85,7 +85,9 @@ def load_base(
         model = _load_nf4(base_model, device, gradient_checkpointing)
     else:
         dtype = torch.float32 if device == "cpu" else torch.bfloat16
-        model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype).to(device)
+        model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
+        # transformers types `PreTrainedModel.to` as a wrapper that wants the model again
+        model = model.to(device)  # type: ignore[arg-type]
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.enable_input_require_grads()

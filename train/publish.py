@@ -97,7 +97,8 @@ def read_gate(run_dir: Path) -> dict[str, Any]:
     path = run_dir / "gate.json"
     if not path.is_file():
         raise RunNotFound(f"{run_dir} has no gate report (gate.json): run the gate first")
-    return json.loads(path.read_text())
+    gate: dict[str, Any] = json.loads(path.read_text())
+    return gate
 
 
 def publish_run(

@@ -78,7 +78,9 @@ def scrub_text(text: str, counts: Counter[str]) -> str:
     """`text` with personal data replaced by placeholders; adds what it found to `counts`."""
     for kind, pattern, accept in _DETECTORS:
 
-        def swap(match: re.Match[str], kind: str = kind, accept=accept) -> str:
+        def swap(
+            match: re.Match[str], kind: str = kind, accept: Callable[[str], bool] | None = accept
+        ) -> str:
             found = match.group(0)
             if accept is not None and not accept(found):
                 return found

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from train.base_answers import SHIPPED_ANSWERS, base_fingerprint, cached_base_answers
-from train.inference import greedy_generate
+from train.inference import Generation, greedy_generate
 from train.model_setup import load_base
 from train.pipeline import DataOptions, GateOptions
 from train.prompt_sets import load_prompts
@@ -38,7 +38,9 @@ def ship_answers(base_model: str, out: Path = SHIPPED_ANSWERS) -> list[Path]:
     for kind, prompt_file, max_new_tokens in SHIPPED_KINDS:
         prompts = [item.messages for item in load_prompts(prompt_file)]
 
-        def generate(missing: list, tokens: int = max_new_tokens, desc: str = kind) -> list:
+        def generate(
+            missing: list[list[dict[str, str]]], tokens: int = max_new_tokens, desc: str = kind
+        ) -> list[Generation]:
             return greedy_generate(model, tokenizer, missing, max_new_tokens=tokens, desc=desc)
 
         cached_base_answers(

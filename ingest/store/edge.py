@@ -18,7 +18,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingest.errors import StoreIncompatible, StoreLocked, StoreUnavailable
 from ingest.store.base import RRF_K, Row, Store, prefetch_limit
@@ -33,6 +33,9 @@ from ingest.store.points import (
     StoredPoint,
     stored_point,
 )
+
+if TYPE_CHECKING:
+    from qdrant_edge import EdgeShard
 
 __all__ = ["CONFIG_FILE", "EdgeStore"]
 
@@ -67,6 +70,7 @@ class EdgeStore(Store):
         self.path.mkdir(parents=True, exist_ok=True)
         self._space = DiskSpace(self.path, min_free_bytes)
         self._space.check(what="open")
+        self._shard: EdgeShard | None = None
         try:
             if exists:
                 self._shard = qe.EdgeShard.load(str(self.path))
@@ -105,9 +109,11 @@ class EdgeStore(Store):
     def _create_indexes(self) -> None:
         qe = self._qe
         update = qe.UpdateOperation
-        self._shard.update(update.create_field_index(TENANT, qe.KeywordIndexParams(is_tenant=True)))
+        self._open_shard.update(
+            update.create_field_index(TENANT, qe.KeywordIndexParams(is_tenant=True))
+        )
         for field in KEYWORD_INDEXES:
-            self._shard.update(update.create_field_index(field, qe.PayloadSchemaType.Keyword))
+            self._open_shard.update(update.create_field_index(field, qe.PayloadSchemaType.Keyword))
 
     # --- translation --------------------------------------------------------------------------
     def _filter(self, conditions: list[Condition], keep_ids: Sequence[str] = ()) -> Any:
@@ -132,17 +138,17 @@ class EdgeStore(Store):
             qe.Point(pid, {DENSE: dense, SPARSE: self._sparse(sparse)}, payload)
             for pid, dense, sparse, payload in rows
         ]
-        self._shard.update(qe.UpdateOperation.upsert_points(points))
+        self._open_shard.update(qe.UpdateOperation.upsert_points(points))
 
     def _delete(self, conditions: list[Condition], keep_ids: list[str]) -> None:
         self._space.check(what="delete")  # a delete frees nothing until optimize()
-        self._shard.update(
+        self._open_shard.update(
             self._qe.UpdateOperation.delete_points_by_filter(self._filter(conditions, keep_ids))
         )
 
     def _set_payload(self, conditions: list[Condition], values: dict[str, Any]) -> None:
         self._space.check(what="set_payload")
-        self._shard.update(
+        self._open_shard.update(
             self._qe.UpdateOperation.set_payload_by_filter(self._filter(conditions), values)
         )
 
@@ -186,7 +192,7 @@ class EdgeStore(Store):
                 with_vector=False,
                 score_threshold=score_threshold,
             )
-        return [stored_point(hit, hit.score) for hit in self._shard.query(request)]
+        return [stored_point(hit, hit.score) for hit in self._open_shard.query(request)]
 
     def _scroll(
         self,
@@ -199,7 +205,7 @@ class EdgeStore(Store):
         flt = self._filter(conditions)
         offset = None
         while True:
-            records, offset = self._shard.scroll(
+            records, offset = self._open_shard.scroll(
                 qe.ScrollRequest(
                     offset=offset,
                     limit=page_size,
@@ -215,16 +221,22 @@ class EdgeStore(Store):
 
     def _count(self, conditions: list[Condition]) -> int:
         request = self._qe.CountRequest(exact=True, filter=self._filter(conditions))
-        return int(self._shard.count(request))
+        return int(self._open_shard.count(request))
 
     def _optimize(self) -> None:
         # merging segments writes them anew before the old ones go: room for a copy
         self._space.check(allocated_bytes(self.path / "segments"), what="optimize")
-        self._shard.optimize()
+        self._open_shard.optimize()
 
     def flush(self) -> None:
         with self._write_lock:
-            self._shard.flush()
+            self._open_shard.flush()
+
+    @property
+    def _open_shard(self) -> EdgeShard:
+        if self._shard is None:
+            raise StoreUnavailable(f"the knowledge store at {self.path} is closed")
+        return self._shard
 
     def close(self) -> None:
         """Flush and close; on a full disk the flush may fail ("No space left on device"):

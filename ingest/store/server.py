@@ -181,6 +181,7 @@ class QdrantStore(Store):
         elif dense is not None:
             args = {"query": dense, "using": DENSE}
         else:
+            assert sparse is not None, "a search needs a dense or a sparse query"
             args = {"query": self._sparse(sparse), "using": SPARSE, "search_params": idf}
         with self._read_lock, _translate_errors(self.url):
             result = self._client.query_points(

@@ -40,14 +40,15 @@ def resolve_engine_dtype(requested: str) -> Precision:
 
 
 def build_engine(settings: Settings) -> Engine:
-    probes = {
-        "probe_interval_s": settings.vllm_probe_interval_s,
-        "probe_timeout_s": settings.vllm_probe_timeout_s,
-        "probe_failures": settings.vllm_probe_failures,
-    }
     key = settings.vllm_api_key.get_secret_value() if settings.vllm_api_key else None
     if settings.engine == "remote":
-        return RemoteEngine(settings.vllm_urls, api_key=key, **probes)
+        return RemoteEngine(
+            settings.vllm_urls,
+            api_key=key,
+            probe_interval_s=settings.vllm_probe_interval_s,
+            probe_timeout_s=settings.vllm_probe_timeout_s,
+            probe_failures=settings.vllm_probe_failures,
+        )
     dtype = resolve_engine_dtype(settings.vllm_dtype)
     quiet = quiet_cpu_environment(os.cpu_count()) if vllm_is_cpu_build() else {}
     log.info("engine dtype: %s", dtype)
@@ -66,6 +67,8 @@ def build_engine(settings: Settings) -> Engine:
         # the quiet-idle defaults first: the operator's own environment wins
         environment={**quiet, **child_environment({})},
         api_key=key,  # None: the engine makes up its own
-        **probes,
+        probe_interval_s=settings.vllm_probe_interval_s,
+        probe_timeout_s=settings.vllm_probe_timeout_s,
+        probe_failures=settings.vllm_probe_failures,
     )
     return EmbeddedEngine(config, precision=dtype)

@@ -116,6 +116,8 @@ def tail_lines(path: Path, count: int = _LOG_TAIL_LINES) -> str:
 
 
 class EmbeddedEngine(Engine):
+    api_key: str  # always set: the operator's, or one made up for this engine
+
     def __init__(
         self,
         config: EmbeddedEngineConfig,

@@ -47,7 +47,10 @@ log = logging.getLogger(__name__)
 
 Endpoint = Literal["chat", "completions"]
 _PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
-_REQUEST_TYPES = {"chat": ChatCompletionRequest, "completions": CompletionRequest}
+_REQUEST_TYPES: dict[str, type[ChatCompletionRequest | CompletionRequest]] = {
+    "chat": ChatCompletionRequest,
+    "completions": CompletionRequest,
+}
 _DONE = b"data: [DONE]"
 _DRAFT_TOKENS = 128
 CLIENT_CLOSED = 499
