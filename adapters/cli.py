@@ -17,7 +17,7 @@ from typing import Any
 from adapters.from_settings import base_model_info, open_registry
 from adapters.models import AdapterVersion, Mode
 from adapters.names import parse_ref
-from service.settings import Settings
+from lorag.settings import Settings
 
 __all__ = ["register"]
 

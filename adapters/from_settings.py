@@ -8,8 +8,8 @@ from adapters.base_model import BaseModelInfo
 from adapters.errors import BaseModelUnavailable
 from adapters.sqlite_registry import SqliteRegistry
 from adapters.store import AdapterStore
+from lorag.settings import Settings
 from service.base_model import prepare_bundled_model, resolve_base_model, served_model_name
-from service.settings import Settings
 
 __all__ = ["base_model_info", "open_registry"]
 

@@ -17,7 +17,7 @@ from ingest.errors import InvalidInput, StoreLocked, TenantNotFound
 from ingest.models import TENANT_PATTERN, IngestReport
 
 if TYPE_CHECKING:
-    from service.settings import Settings
+    from lorag.settings import Settings
 
 SHOWN_SKIPPED = 10
 

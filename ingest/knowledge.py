@@ -54,7 +54,7 @@ from ingest.store.points import (
 
 if TYPE_CHECKING:
     from ingest.jobs import JobRunner
-    from service.settings import Settings
+    from lorag.settings import Settings
 
 SEARCH_MODES = ("hybrid", "dense", "sparse")
 MAX_TOP_K = 100

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from adapters.base_model import BaseModelInfo
 from adapters.registry import Registry
 from ingest.errors import StoreFull, StoreLocked
+from lorag.settings import Settings
 from service.base_model import resolve_base_model, served_model_name
 from service.engine import Engine, build_engine
 from service.errors import StoreUnavailable, envelope, package_error_bases, to_envelope
@@ -35,7 +36,6 @@ from service.request_limits import RequestLimitMiddleware
 from service.retrieval import Retriever
 from service.routes import admin, health, knowledge, openai
 from service.routing import Router
-from service.settings import Settings
 from service.upstream import Upstream
 from service.wiring import (
     base_model_info,

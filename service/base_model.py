@@ -14,8 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from lorag.settings import BUNDLED_MODEL_NAME, Settings
 from service.errors import ConfigurationError
-from service.settings import BUNDLED_MODEL_NAME, Settings
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from lorag.settings import Settings, settings_error_lines
 from service import mode_report
-from service.settings import Settings, settings_error_lines
 
 _PACKAGES_WITH_COMMANDS = ("adapters.cli", "ingest.cli", "train.cli")
 

@@ -26,8 +26,8 @@ from typing import Any, TextIO
 
 import httpx
 
+from lorag.settings import Settings
 from service.errors import InvalidRequest
-from service.settings import Settings
 
 
 @dataclass(frozen=True)

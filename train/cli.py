@@ -16,7 +16,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from service.settings import Settings
+from lorag.settings import Settings
 from train.config import GateThresholds, TrainConfig, help_for
 from train.data_formats import FORMATS
 from train.errors import InvalidOption

@@ -420,7 +420,7 @@ apps that do not test retrieval skip loading the embedding model in their lifesp
 def gateway_settings(
     data_dir: Path, urls: list[str], base_model_dir: Path, *, knowledge: bool = False, **extra: Any
 ) -> Any:
-    from service.settings import Settings
+    from lorag.settings import Settings
 
     fields = {
         "data_dir": data_dir,

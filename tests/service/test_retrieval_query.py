@@ -13,8 +13,8 @@ from ingest.embedding import Embedder
 from ingest.errors import InvalidInput
 from ingest.knowledge import MAX_QUERY_CHARS, KnowledgeBase, open_knowledge_base
 from ingest.models import SourceDocument
+from lorag.settings import Settings
 from service.retrieval import Retriever, mode_settings, search_query
-from service.settings import Settings
 
 
 @pytest.fixture(scope="module")
