@@ -16,7 +16,7 @@ from typing import Any
 
 from adapters.from_settings import base_model_info, open_registry
 from adapters.models import AdapterVersion, Mode
-from adapters.names import parse_ref
+from lorag.names import parse_ref
 from lorag.settings import Settings
 
 __all__ = ["register"]

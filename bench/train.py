@@ -133,8 +133,8 @@ def main() -> int:
     if args.model:
         model = args.model
     else:
+        from lorag.base_model import prepare_bundled_model
         from lorag.settings import Settings
-        from service.base_model import prepare_bundled_model
 
         model = str(prepare_bundled_model(Settings(data_dir=REPO / ".lorag")))
     common = {"steps": args.steps, "batch_size": args.batch_size, "model": model}

@@ -212,7 +212,7 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from service.base_model import prepare_bundled_model, resolve_base_model
+    from lorag.base_model import prepare_bundled_model, resolve_base_model
     from train.pipeline import DataOptions, GateOptions, resume_config, run_job
     from train.prompt_sets import CONTROL_PROMPTS, GENERAL_PROMPTS
 

@@ -199,7 +199,7 @@ def build_raft_file(
         from ingest.knowledge import open_knowledge_base
     except ImportError as exc:
         raise DependencyMissing("the knowledge base (ingest package) is not available") from exc
-    from service.base_model import resolve_base_model
+    from lorag.base_model import resolve_base_model
     from train.model_setup import load_tokenizer
 
     items = load_qa(qa_path)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base_model import BaseModelInfo
 from adapters.sqlite_registry import SqliteRegistry
 from adapters.store import AdapterStore
+from lorag.base_model import BaseModelInfo
 from lorag.settings import BUNDLED_MODEL_NAME as BASE_NAME
 from tests.factories import make_ia3_adapter, make_lora_adapter, make_tiny_llama
 
