@@ -285,7 +285,7 @@ def _show_tenant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _set_mode(args: argparse.Namespace, settings: Settings) -> int:
-    from service.retrieval import normalized
+    from lorag.retrieval_policy import normalized
 
     mode = open_registry(settings).set_mode(
         args.tenant,

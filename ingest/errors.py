@@ -4,7 +4,7 @@
     └── IngestError                        500  any knowledge-base error
         ├── InvalidInput (InvalidRequest)  400  a request argument is wrong
         │   ├── InvalidTenant              400  tenant id breaks `lorag.names.TENANT_ID_RULE`
-        │   ├── InvalidFilter              400  a search filter key or value is not allowed
+        │   ├── InvalidFilter              400  a search filter key or value (core's too)
         │   └── InvalidDataset             400  an evaluation folder is not in BEIR's layout
         ├── InvalidDocument (InvalidRequest) 400  one document cannot be ingested (corrupt,
         │   │                                     empty, binary)
@@ -67,7 +67,7 @@ class InvalidTenant(InvalidInput):
     code = "invalid_tenant"
 
 
-class InvalidFilter(InvalidInput):
+class InvalidFilter(core.InvalidFilter, InvalidInput):
     code = "invalid_filter"
 
 

@@ -4,7 +4,8 @@ writes any of them as OpenAI's error envelope `{"error": {message, type, param, 
     LoragError                       any lorag error: message, param, code, HTTP status, type
     ├── ClientError (4xx)            the caller can fix it
     │   ├── InvalidRequest   400     a value is wrong (`param` names it)       ValueError
-    │   │   └── InvalidName  400     an adapter/tenant/mode name or `name@vN` (lorag.names)
+    │   │   ├── InvalidName  400     an adapter/tenant/mode name or `name@vN` (lorag.names)
+    │   │   └── InvalidFilter 400    a search filter key or value (lorag.search_filter)
     │   ├── Unauthorized     401     missing or unknown API key                PermissionError
     │   ├── Forbidden        403     the key may not do this                   PermissionError
     │   ├── NotFound         404     model, mode, adapter, document, job...    LookupError
@@ -34,6 +35,7 @@ __all__ = [
     "ConfigurationError",
     "Conflict",
     "Forbidden",
+    "InvalidFilter",
     "InvalidName",
     "InvalidRequest",
     "LoragError",
@@ -108,6 +110,10 @@ class InvalidRequest(ClientError, ValueError):
 
 class InvalidName(InvalidRequest):
     code = "invalid_name"
+
+
+class InvalidFilter(InvalidRequest):
+    code = "invalid_filter"
 
 
 class Unauthorized(ClientError, PermissionError):

@@ -3,7 +3,7 @@
 For every question/answer pair (`QA.jsonl`: `question`, `answer`, optional `doc_id` naming the
 document that holds the answer), the tenant's knowledge base is searched and a chat example
 is written whose prompt carries numbered chunks exactly as the gateway presents them at
-serving time (`service.prompting.with_context`, template v1): the right chunk (the
+serving time (`lorag.prompting.with_context`, template v1): the right chunk (the
 "oracle") shuffled among distractors, and an answer that cites it with `[n]`. A seeded
 `no_context_fraction` of the examples leaves the oracle out; their answer says the sources
 do not hold the answer, so the adapter learns not to invent one.
@@ -130,7 +130,7 @@ def build_raft_examples(
 ) -> tuple[list[Example], RaftSummary]:
     """Chat examples: the question with numbered sources (the gateway's layout), and the
     answer citing the right source, or `NOT_FOUND_ANSWER` when it was left out."""
-    from service.prompting import with_context
+    from lorag.prompting import with_context
 
     if top_k < 1:
         raise InvalidOption("--top-k must be at least 1", param="top_k")

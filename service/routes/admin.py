@@ -20,10 +20,10 @@ from typing import Any, TypeVar
 from fastapi import APIRouter, Depends, Request
 
 from lorag.names import parse_ref
+from lorag.retrieval_policy import normalized
 from service.auth import require_admin
 from service.errors import EngineUnavailable, StoreUnavailable
 from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
-from service.retrieval import normalized
 
 log = logging.getLogger(__name__)
 
