@@ -13,6 +13,7 @@ ENV HF_HUB_OFFLINE=1 \
 
 WORKDIR /app
 COPY pyproject.toml README.md ./
+COPY lorag ./lorag
 COPY service ./service
 COPY adapters ./adapters
 COPY ingest ./ingest

@@ -16,7 +16,6 @@ tenants (with API keys) and tenants' modes.
 """
 
 from adapters.artifact import validate_artifact
-from adapters.base_model import BaseModelInfo
 from adapters.errors import (
     AdapterError,
     BaseModelUnavailable,
@@ -28,10 +27,11 @@ from adapters.errors import (
     RegistryError,
 )
 from adapters.models import AdapterVersion, ArtifactInfo, Mode, Tenant
-from adapters.names import BASE_TARGET, AdapterRef, format_ref, parse_ref
 from adapters.registry import Registry
 from adapters.sqlite_registry import SqliteRegistry
 from adapters.store import AdapterStore
+from lorag.base_model import BaseModelInfo
+from lorag.names import BASE_TARGET, AdapterRef, format_ref, parse_ref
 
 __all__ = [
     "BASE_TARGET",

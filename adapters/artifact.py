@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from adapters.artifact_files import ARTIFACT_FILES, CONFIG_FILE, WEIGHTS_FILE, artifact_digest
-from adapters.base_model import BaseModelInfo
 from adapters.errors import InvalidArtifact
 from adapters.models import ArtifactInfo
+from lorag.base_model import BaseModelInfo
 
 __all__ = ["validate_artifact"]
 

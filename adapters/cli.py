@@ -16,8 +16,8 @@ from typing import Any
 
 from adapters.from_settings import base_model_info, open_registry
 from adapters.models import AdapterVersion, Mode
-from adapters.names import parse_ref
-from service.settings import Settings
+from lorag.names import parse_ref
+from lorag.settings import Settings
 
 __all__ = ["register"]
 
@@ -285,7 +285,7 @@ def _show_tenant(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _set_mode(args: argparse.Namespace, settings: Settings) -> int:
-    from service.retrieval import normalized
+    from lorag.retrieval_policy import normalized
 
     mode = open_registry(settings).set_mode(
         args.tenant,

@@ -1,21 +1,28 @@
-"""The errors of the `adapters` package (artifacts, store, registry).
+"""The errors of the `adapters` package (artifacts, store, registry), on `lorag.errors`.
 
-    AdapterError                 500  any adapters error
-    ├── InvalidInput             400  a value given to the registry is wrong (`param` names it)
-    │   ├── InvalidArtifact      400  the adapter folder is not a servable LoRA for this base
-    │   │                             (`param`: the file or config field at fault)
-    │   └── InvalidName          400  an adapter/tenant/mode name or `name@vN` reference
-    ├── NotFound                 404  adapter version, tenant, mode or stored artifact
-    ├── Conflict                 409  already exists, or still in use
-    └── RegistryError            500  the registry database or store is broken
-        ├── RegistryBusy         503  another process holds the registry's write lock
-        └── BaseModelUnavailable 500  the base model's folder cannot be read
+    lorag.errors.LoragError
+    └── AdapterError                 500  any adapters error
+        ├── InvalidInput             400  a value given to the registry is wrong (`param`)
+        │   └── InvalidArtifact      400  the adapter folder is not a servable LoRA for this
+        │                                 base (`param`: the file or config field at fault)
+        ├── NotFound                 404  adapter version, tenant, mode or stored artifact
+        ├── Conflict                 409  already exists, or still in use
+        └── RegistryError            500  the registry database or store is broken
+            └── RegistryBusy         503  another process holds the registry's write lock
 
-Every class has `status` (HTTP status) and `code`; instances carry `message` and `param`.
-`service.errors.to_envelope` maps them to OpenAI error envelopes by these attributes.
+Re-exported from the core (raised by `lorag.names` and `lorag.base_model`, which the layers
+below use too): `InvalidName` (400, a `lorag.errors.InvalidRequest`: an adapter, tenant or
+mode name or a `name@vN` reference) and `BaseModelUnavailable` (500: the base model's folder
+cannot be read).
+
+Each class is also the core's matching class (`InvalidInput` is a `lorag.errors.InvalidRequest`,
+`RegistryBusy` a `lorag.errors.Unavailable`, ...).
 """
 
 from __future__ import annotations
+
+from lorag import errors as core
+from lorag.errors import BaseModelUnavailable, InvalidName
 
 __all__ = [
     "AdapterError",
@@ -30,17 +37,12 @@ __all__ = [
 ]
 
 
-class AdapterError(Exception):
-    status: int = 500
-    code: str = "adapter_error"
-
-    def __init__(self, message: str, *, param: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.param = param
+class AdapterError(core.LoragError):
+    status = 500
+    code = "adapter_error"
 
 
-class InvalidInput(AdapterError, ValueError):
+class InvalidInput(core.InvalidRequest, AdapterError):
     status = 400
     code = "invalid_input"
 
@@ -49,32 +51,24 @@ class InvalidArtifact(InvalidInput):
     code = "invalid_artifact"
 
 
-class InvalidName(InvalidInput):
-    code = "invalid_name"
-
-
-class NotFound(AdapterError, LookupError):
+class NotFound(core.NotFound, AdapterError):
     status = 404
     code = "not_found"
 
 
-class Conflict(AdapterError):
+class Conflict(core.Conflict, AdapterError):
     status = 409
     code = "conflict"
 
 
-class RegistryError(AdapterError, RuntimeError):
+class RegistryError(core.ServerError, AdapterError, RuntimeError):
     status = 500
     code = "registry_error"
 
 
-class RegistryBusy(RegistryError):
+class RegistryBusy(core.Unavailable, RegistryError):
     """The registry stayed locked by another writer (a CLI command, another server) for the
     whole busy timeout: retry shortly."""
 
     status = 503
     code = "registry_busy"
-
-
-class BaseModelUnavailable(RegistryError):
-    code = "base_model_unavailable"

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from adapters.names import BASE_TARGET, format_ref
+from lorag.names import BASE_TARGET, format_ref
 
 __all__ = ["AdapterVersion", "ArtifactInfo", "Mode", "Tenant"]
 

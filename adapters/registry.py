@@ -21,8 +21,8 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from adapters.base_model import BaseModelInfo
 from adapters.models import AdapterVersion, Mode, Tenant
+from lorag.base_model import BaseModelInfo
 
 __all__ = ["Registry"]
 

@@ -13,18 +13,8 @@ from typing import Any
 
 from adapters.api_keys import api_key_hash, new_api_key
 from adapters.artifact import validate_artifact
-from adapters.base_model import BaseModelInfo
 from adapters.errors import Conflict, InvalidArtifact, NotFound
 from adapters.models import AdapterVersion, Mode, Tenant
-from adapters.names import (
-    BASE_TARGET,
-    check_adapter_name,
-    check_mode_name,
-    check_tenant_id,
-    check_version,
-    format_ref,
-    parse_ref,
-)
 from adapters.registry import Registry
 from adapters.sqlite_db import (
     SqliteDatabase,
@@ -38,6 +28,16 @@ from adapters.sqlite_db import (
     tenant_row,
 )
 from adapters.store import AdapterStore
+from lorag.base_model import BaseModelInfo
+from lorag.names import (
+    BASE_TARGET,
+    check_adapter_name,
+    check_mode_name,
+    check_tenant_id,
+    check_version,
+    format_ref,
+    parse_ref,
+)
 
 __all__ = ["SqliteRegistry"]
 

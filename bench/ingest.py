@@ -35,7 +35,7 @@ from ingest.models import IngestReport
 from ingest.store import Store
 from ingest.store.points import ChunkPoint, SparseVec
 from ingest.store.server import QdrantStore
-from service.settings import Settings
+from lorag.settings import Settings
 
 DEFAULT_CORPUS = Path("/usr/share/doc/python3.11/html")
 INCLUDE = ["*.html"]

@@ -16,10 +16,10 @@ import httpx
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from service.base_model import prepare_bundled_model  # noqa: E402
+from lorag.base_model import prepare_bundled_model  # noqa: E402
+from lorag.settings import BUNDLED_MODEL_NAME, Settings  # noqa: E402
 from service.engine import resolve_engine_dtype  # noqa: E402
 from service.engine.embedded import quiet_cpu_environment  # noqa: E402
-from service.settings import BUNDLED_MODEL_NAME, Settings  # noqa: E402
 
 
 def free_port() -> int:

@@ -133,8 +133,8 @@ def main() -> int:
     if args.model:
         model = args.model
     else:
-        from service.base_model import prepare_bundled_model
-        from service.settings import Settings
+        from lorag.base_model import prepare_bundled_model
+        from lorag.settings import Settings
 
         model = str(prepare_bundled_model(Settings(data_dir=REPO / ".lorag")))
     common = {"steps": args.steps, "batch_size": args.batch_size, "model": model}

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from ingest.errors import InvalidInput, StoreLocked, TenantNotFound
-from ingest.models import TENANT_PATTERN, IngestReport
+from ingest.models import IngestReport
+from lorag.names import is_tenant_id
 
 if TYPE_CHECKING:
-    from service.settings import Settings
+    from lorag.settings import Settings
 
 __all__ = [
     "SHOWN_SKIPPED",
@@ -33,7 +34,7 @@ SHOWN_SKIPPED = 10
 
 
 def _tenant(value: str) -> str:
-    if not TENANT_PATTERN.match(value):
+    if not is_tenant_id(value):
         raise argparse.ArgumentTypeError(
             f"invalid tenant {value!r}: use lowercase letters, digits, '_' and '-' (max 64)"
         )

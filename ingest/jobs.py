@@ -31,19 +31,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from ingest.errors import IngestError, InvalidInput, JobNotFound, StoreUnavailable, TooManyJobs
-from ingest.models import Job, JobStatus, SourceDocument, check_tenant
+from ingest.models import IngestReport, Job, JobStatus, SourceDocument, check_tenant
 from ingest.pipeline import utc_now
-
-if TYPE_CHECKING:
-    from ingest.knowledge import KnowledgeBase
 
 __all__ = [
     "INTERRUPTED",
     "KEEP_JOBS_PER_TENANT",
     "MAX_QUEUED_PER_TENANT",
+    "DocumentIngestor",
     "JobRunner",
     "remove_job_records",
 ]
@@ -61,12 +59,27 @@ _Item = tuple[str, list[SourceDocument], dict[str, str]]
 """A queued job: its id, its documents, their scopes by doc id."""
 
 
+class DocumentIngestor(Protocol):
+    """What a job runs on: `ingest.knowledge.KnowledgeBase` (which owns its `JobRunner`, so
+    this module does not import it: the dependency points one way, knowledge -> jobs)."""
+
+    def ingest_documents(
+        self,
+        tenant: str,
+        docs: Sequence[SourceDocument],
+        *,
+        sync_scope: str | None = ...,
+        doc_scopes: Mapping[str, str] | None = ...,
+        cancel: threading.Event | None = ...,
+    ) -> IngestReport: ...
+
+
 class JobRunner:
     """Runs submitted ingest jobs of a knowledge base in a background thread."""
 
     def __init__(
         self,
-        kb: KnowledgeBase,
+        kb: DocumentIngestor,
         jobs_dir: Path,
         *,
         keep: int = KEEP_JOBS_PER_TENANT,

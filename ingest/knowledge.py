@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from ingest.chunking import Chunker
 from ingest.embedding import Embedder
 from ingest.errors import DocumentNotFound, InvalidInput, StoreIncompatible, StoreUnavailable
+from ingest.jobs import JobRunner, remove_job_records
 from ingest.models import (
     DocumentInfo,
     Hit,
@@ -53,8 +54,7 @@ from ingest.store.points import (
 )
 
 if TYPE_CHECKING:
-    from ingest.jobs import JobRunner
-    from service.settings import Settings
+    from lorag.settings import Settings
 
 __all__ = [
     "JOBS_FOLDER",
@@ -310,8 +310,6 @@ class KnowledgeBase:
         if jobs is not None:
             jobs.purge(tenant)
         elif self._jobs_dir is not None:
-            from ingest.jobs import remove_job_records
-
             remove_job_records(self._jobs_dir, tenant)
         with self._ingest_lock:  # after a running ingest of the tenant has stopped
             count = self.store.count(tenant)
@@ -328,8 +326,6 @@ class KnowledgeBase:
             if self._jobs is None:
                 if self._jobs_dir is None:
                     raise InvalidInput("this knowledge base was opened without a jobs folder")
-                from ingest.jobs import JobRunner
-
                 self._jobs = JobRunner(self, self._jobs_dir, **self._job_limits)
             return self._jobs
 

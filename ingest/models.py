@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 from ingest.errors import InvalidDocument, InvalidTenant
+from lorag.names import TENANT_ID_PATTERN, TENANT_ID_RULE, is_tenant_id
 
 __all__ = [
     "MAX_DOC_ID_CHARS",
@@ -34,7 +35,7 @@ __all__ = [
     "check_tenant",
 ]
 
-TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+TENANT_PATTERN = TENANT_ID_PATTERN  # the registry's rule (`lorag.names`)
 MAX_DOC_ID_CHARS = 512
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -44,9 +45,9 @@ TextFormat = Literal["text", "markdown"]
 
 def check_tenant(tenant: str) -> str:
     """Return `tenant` if it is a valid tenant id, else raise `InvalidTenant`."""
-    if not isinstance(tenant, str) or not TENANT_PATTERN.match(tenant):
+    if not is_tenant_id(tenant):
         raise InvalidTenant(
-            f"invalid tenant id {tenant!r}: expected ^[a-z0-9][a-z0-9_-]{{0,63}}$", param="tenant"
+            f"invalid tenant id {tenant!r}: expected {TENANT_ID_RULE}", param="tenant"
         )
     return tenant
 

@@ -20,12 +20,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.base_model import BaseModelInfo
 from adapters.registry import Registry
 from ingest.errors import StoreFull, StoreLocked
-from service.base_model import resolve_base_model, served_model_name
+from lorag.base_model import BaseModelInfo, resolve_base_model, served_model_name
+from lorag.errors import LoragError
+from lorag.settings import Settings
 from service.engine import Engine, build_engine
-from service.errors import StoreUnavailable, envelope, package_error_bases, to_envelope
+from service.errors import StoreUnavailable, envelope, to_envelope
 from service.executors import Executors
 from service.handlers.completions import CompletionsHandler
 from service.lora import LoraManager
@@ -35,7 +36,6 @@ from service.request_limits import RequestLimitMiddleware
 from service.retrieval import Retriever
 from service.routes import admin, health, knowledge, openai
 from service.routing import Router
-from service.settings import Settings
 from service.upstream import Upstream
 from service.wiring import (
     base_model_info,
@@ -183,8 +183,7 @@ def _install_error_handlers(app: FastAPI) -> None:
             log.error("request failed: %s", exc, exc_info=not hasattr(exc, "status"))
         return JSONResponse(body, status_code=status)
 
-    error_classes: tuple[type[Exception], ...] = (Exception, *package_error_bases())
-    for error_class in error_classes:
+    for error_class in (Exception, LoragError):
         app.add_exception_handler(error_class, mapped)
 
     @app.exception_handler(RequestValidationError)

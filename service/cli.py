@@ -18,8 +18,8 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
+from lorag.settings import Settings, settings_error_lines
 from service import mode_report
-from service.settings import Settings, settings_error_lines
 
 __all__ = ["build_parser", "main"]
 
@@ -84,8 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
+    from lorag.base_model import prepare_bundled_model
     from service.app import build_app
-    from service.base_model import prepare_bundled_model
 
     if settings.engine == "embedded" and not settings.base_model:
         prepare_bundled_model(settings)
@@ -102,7 +102,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _prepare(args: argparse.Namespace, settings: Settings) -> int:
-    from service.base_model import prepare_bundled_model
+    from lorag.base_model import prepare_bundled_model
 
     if settings.base_model:
         print(f"LORAG_BASE_MODEL is set ({settings.base_model}); nothing to prepare.")

@@ -26,8 +26,9 @@ from typing import Any, TextIO
 
 import httpx
 
+from lorag.jsonl import BadLine, bad_lines_message, read_jsonl
+from lorag.settings import Settings
 from service.errors import InvalidRequest
-from service.settings import Settings
 
 __all__ = [
     "ModeSummary",
@@ -91,25 +92,24 @@ class ModeSummary:
         return statistics.mean(o.tokens for o in self.outcomes)
 
 
+def _qa_item(number: int, record: Any) -> QAItem:
+    if not isinstance(record, dict):
+        raise BadLine("expected an object")
+    for key in ("question", "answer"):
+        if not isinstance(record.get(key), str) or not record[key].strip():
+            raise BadLine(f"field {key!r} missing or empty")
+    doc_id = record.get("doc_id")
+    return QAItem(record["question"], record["answer"], str(doc_id) if doc_id else None)
+
+
 def read_qa(path: Path) -> list[QAItem]:
-    items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidRequest(f"{path}:{number}: not JSON ({exc.msg})") from None
-        if not isinstance(record, dict):
-            raise InvalidRequest(f"{path}:{number}: expected an object")
-        for key in ("question", "answer"):
-            if not isinstance(record.get(key), str) or not record[key].strip():
-                raise InvalidRequest(f"{path}:{number}: field {key!r} missing or empty", param=key)
-        doc_id = record.get("doc_id")
-        items.append(QAItem(record["question"], record["answer"], str(doc_id) if doc_id else None))
-    if not items:
+    """Read the QA file; every bad line is reported at once (`InvalidRequest`)."""
+    read = read_jsonl(path, _qa_item)
+    if read.problems:
+        raise InvalidRequest(bad_lines_message(path, read.problems), param=str(path))
+    if not read.items:
         raise InvalidRequest(f"{path}: no questions")
-    return items
+    return read.items
 
 
 def _normal(text: str) -> str:

@@ -2,7 +2,8 @@
 
 The query is the last user message, preceded by the previous user turn (follow-ups such as
 "and its warranty?" need it). The mode's settings decide top_k, search, filter and threshold;
-a request may narrow them (`lorag.retrieval`) when the mode allows it, never widen them.
+a request may narrow them (`lorag.retrieval`) when the mode allows it, never widen them
+(`lorag.retrieval_policy`).
 """
 
 from __future__ import annotations
@@ -13,97 +14,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from ingest.errors import InvalidFilter
 from ingest.knowledge import MAX_QUERY_CHARS
-from ingest.store.points import filter_conditions
+from lorag.prompting import Assembled, cited_numbers, with_context
+from lorag.retrieval_policy import RetrievalSettings
 from service.errors import InvalidRequest, StoreUnavailable
-from service.prompting import Assembled, cited_numbers, with_context
-from service.protocol.openai import RetrievalOverride
-from service.protocol.retrieval import Citation, RetrievalReport, RetrievalSettings
+from service.protocol.retrieval import Citation, RetrievalReport
 
-__all__ = [
-    "Augmented",
-    "Retriever",
-    "mode_settings",
-    "narrowed",
-    "normalized",
-    "query_of",
-    "search_query",
-]
-
-
-def mode_settings(raw: dict[str, Any] | None) -> RetrievalSettings | None:
-    """A mode's stored retrieval dict -> settings, or None when retrieval is off."""
-    if not raw:
-        return None
-    try:
-        settings = RetrievalSettings.model_validate(raw)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        param = "retrieval." + ".".join(str(p) for p in first["loc"])
-        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
-    _check_filter(settings.filter, "retrieval.filter")
-    return settings if settings.enabled else None
-
-
-def _check_filter(filter: dict[str, Any] | None, param: str) -> None:
-    """A filter the store would refuse is refused now (a mode's when it is set), naming
-    `param`, not first when a request searches with it."""
-    try:
-        filter_conditions(filter)
-    except InvalidFilter as exc:
-        raise InvalidRequest(f"{param}: {exc.message}", param=param) from None
-
-
-def normalized(raw: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Retrieval settings as stored with a mode: validated, defaults filled in; {} = off;
-    None = leave the mode's current settings as they are."""
-    if raw is None:
-        return None
-    settings = mode_settings(raw)
-    return settings.model_dump() if settings is not None else {}
-
-
-def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) -> RetrievalSettings:
-    """The mode's settings narrowed by a request: fewer hits, a higher threshold, a filter
-    added to the mode's. The search kind may change only where the mode sets no threshold:
-    scores are cosine (dense), BM25 (sparse) or RRF (hybrid), so the mode's threshold means
-    something only in the mode's own search."""
-    if override is None:
-        return settings
-    if not settings.allow_request_override:
-        raise InvalidRequest(
-            "this mode does not let requests change retrieval", param="lorag.retrieval"
-        )
-    changes: dict[str, Any] = {}
-    if override.top_k is not None:
-        changes["top_k"] = min(override.top_k, settings.top_k)
-    if override.score_threshold is not None:
-        current = settings.score_threshold
-        changes["score_threshold"] = (
-            override.score_threshold if current is None else max(current, override.score_threshold)
-        )
-    if override.filter:
-        _check_filter(override.filter, "lorag.retrieval.filter")
-        mode_filter = settings.filter or {}
-        clash = [k for k, v in override.filter.items() if k in mode_filter and mode_filter[k] != v]
-        if clash:
-            raise InvalidRequest(
-                f"the mode fixes {', '.join(clash)}; a request cannot change it",
-                param="lorag.retrieval.filter",
-            )
-        changes["filter"] = {**override.filter, **mode_filter}
-    if override.search is not None and override.search != settings.search:
-        if settings.score_threshold is not None:
-            raise InvalidRequest(
-                f"this mode's score_threshold is measured in {settings.search} search; a "
-                "request cannot change the search",
-                param="lorag.retrieval.search",
-            )
-        changes["search"] = override.search
-    return settings.model_copy(update=changes)
+__all__ = ["Augmented", "Retriever", "query_of", "search_query"]
 
 
 def _text(content: Any) -> str:

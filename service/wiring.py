@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.from_settings import base_model_info, open_registry
-from service.settings import Settings
+from lorag.settings import Settings
 
 __all__ = ["base_model_info", "open_knowledge", "open_registry"]
 

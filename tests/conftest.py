@@ -28,8 +28,8 @@ VLLM_KEY = "test-vllm-key-0123456789"  # the session's embedded vLLM accepts onl
 
 @pytest.fixture(scope="session")
 def base_model_dir() -> Path:
-    from service.base_model import prepare_bundled_model
-    from service.settings import Settings
+    from lorag.base_model import prepare_bundled_model
+    from lorag.settings import Settings
 
     return prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
 

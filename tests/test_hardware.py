@@ -74,8 +74,8 @@ def test_detect_cpu_reads_a_cpuinfo_file_and_survives_a_missing_one(tmp_path: Pa
 
 
 def test_the_embedded_engine_starts_vllm_with_the_dtype_chosen_here(tmp_path: Path) -> None:
+    from lorag.settings import Settings
     from service.engine import EmbeddedEngine, build_engine, vllm_is_cpu_build
-    from service.settings import Settings
 
     engine = build_engine(Settings(data_dir=tmp_path, base_model=str(tmp_path)))
     assert isinstance(engine, EmbeddedEngine) and engine.precision is not None

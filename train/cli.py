@@ -16,7 +16,7 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
-from service.settings import Settings
+from lorag.settings import Settings
 from train.config import GateThresholds, TrainConfig, help_for
 from train.data_formats import FORMATS
 from train.errors import InvalidOption
@@ -212,7 +212,7 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
-    from service.base_model import prepare_bundled_model, resolve_base_model
+    from lorag.base_model import prepare_bundled_model, resolve_base_model
     from train.pipeline import DataOptions, GateOptions, resume_config, run_job
     from train.prompt_sets import CONTROL_PROMPTS, GENERAL_PROMPTS
 

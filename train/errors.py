@@ -1,18 +1,21 @@
-"""The errors of the training module.
+"""The errors of the training module, on `lorag.errors`.
 
-    TrainError                     any error from `train/`
-    ├── InvalidData        400     the training file has bad records (every one is listed)
-    ├── InvalidOption      400     a training option or combination of options is wrong
-    ├── RunNotFound        404     `--resume RUN_DIR` names no run (or one without checkpoints)
-    ├── GateFailed         409     the gate refused the adapter; publication needs `--force`
-    ├── DependencyMissing  503     an optional library (bitsandbytes, ingest) is not available
-    └── TrainingFailed     500     training itself broke (e.g. the loss became NaN)
+    lorag.errors.LoragError
+    └── TrainError                     500  any error from `train/`
+        ├── InvalidData        400     the training file has bad records (every one is listed)
+        ├── InvalidOption      400     a training option or combination of options is wrong
+        ├── RunNotFound        404     `--resume RUN_DIR` names no run (or one without checkpoints)
+        ├── GateFailed         409     the gate refused the adapter; publication needs `--force`
+        ├── DependencyMissing  503     an optional library (bitsandbytes, ingest) is missing
+        └── TrainingFailed     500     training itself broke (e.g. the loss became NaN)
 
-Every class has `status` (HTTP-style), `code` (snake_case) and takes a message plus an
-optional `param` (the option, file or line at fault).
+Each is also the `lorag.errors` class of its status (`InvalidData` an `InvalidRequest`, ...);
+every one takes a message plus an optional `param` (the option, file or line at fault).
 """
 
 from __future__ import annotations
+
+from lorag import errors as core
 
 __all__ = [
     "DependencyMissing",
@@ -25,17 +28,12 @@ __all__ = [
 ]
 
 
-class TrainError(Exception):
-    status: int = 500
-    code: str = "train_error"
-
-    def __init__(self, message: str, *, param: str | None = None):
-        super().__init__(message)
-        self.message = message
-        self.param = param
+class TrainError(core.LoragError):
+    status = 500
+    code = "train_error"
 
 
-class InvalidData(TrainError, ValueError):
+class InvalidData(core.InvalidRequest, TrainError):
     """Bad training records; `problems` holds one "line N: reason" string per bad record."""
 
     status = 400
@@ -48,26 +46,26 @@ class InvalidData(TrainError, ValueError):
         self.problems = list(problems or [])
 
 
-class InvalidOption(TrainError, ValueError):
+class InvalidOption(core.InvalidRequest, TrainError):
     status = 400
     code = "invalid_option"
 
 
-class RunNotFound(TrainError, LookupError):
+class RunNotFound(core.NotFound, TrainError):
     status = 404
     code = "run_not_found"
 
 
-class GateFailed(TrainError):
+class GateFailed(core.Conflict, TrainError):
     status = 409
     code = "gate_failed"
 
 
-class DependencyMissing(TrainError, RuntimeError):
+class DependencyMissing(core.Unavailable, TrainError, RuntimeError):
     status = 503
     code = "dependency_missing"
 
 
-class TrainingFailed(TrainError, RuntimeError):
+class TrainingFailed(core.ServerError, TrainError, RuntimeError):
     status = 500
     code = "training_failed"

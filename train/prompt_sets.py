@@ -8,10 +8,11 @@ lists share no prompt, so the gate measures forgetting on prompts the mix never 
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from lorag.jsonl import BadLine, bad_lines_message, read_jsonl
 from train.errors import InvalidData
 
 __all__ = ["CONTROL_PROMPTS", "GENERAL_PROMPTS", "PromptItem", "load_prompts"]
@@ -35,37 +36,27 @@ class PromptItem:
         return any(keyword.lower() in lowered for keyword in self.expect)
 
 
+def _prompt_item(number: int, record: Any) -> PromptItem:
+    prompt = record.get("prompt") if isinstance(record, dict) else None
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise BadLine("missing or empty 'prompt'")
+    expect = record.get("expect") or ()
+    if isinstance(expect, str):
+        expect = (expect,)
+    if not isinstance(expect, (list, tuple)) or not all(isinstance(e, str) for e in expect):
+        raise BadLine("'expect' must be a string or a list of strings")
+    return PromptItem(prompt, tuple(expect))
+
+
 def load_prompts(path: Path) -> list[PromptItem]:
     """Read a prompt list; every bad line is reported at once (`InvalidData`)."""
     if not path.is_file():
         raise InvalidData(f"prompt file not found: {path}", param=str(path))
-    items: list[PromptItem] = []
-    problems: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            problems.append(f"line {number}: broken JSON ({exc})")
-            continue
-        prompt = record.get("prompt") if isinstance(record, dict) else None
-        if not isinstance(prompt, str) or not prompt.strip():
-            problems.append(f"line {number}: missing or empty 'prompt'")
-            continue
-        expect = record.get("expect") or ()
-        if isinstance(expect, str):
-            expect = (expect,)
-        if not isinstance(expect, (list, tuple)) or not all(isinstance(e, str) for e in expect):
-            problems.append(f"line {number}: 'expect' must be a string or a list of strings")
-            continue
-        items.append(PromptItem(prompt, tuple(expect)))
-    if problems:
+    read = read_jsonl(path, _prompt_item)
+    if read.problems:
         raise InvalidData(
-            f"{path.name}: {len(problems)} bad line(s):\n" + "\n".join(f"  {p}" for p in problems),
-            param=str(path),
-            problems=problems,
+            bad_lines_message(path, read.problems), param=str(path), problems=read.problems
         )
-    if not items:
+    if not read.items:
         raise InvalidData(f"{path.name}: no prompts", param=str(path))
-    return items
+    return read.items

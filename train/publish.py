@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from adapters import AdapterVersion, BaseModelInfo, Mode, Registry, format_ref
-from adapters.names import check_adapter_name, check_mode_name, check_tenant_id
+from lorag.names import check_adapter_name, check_mode_name, check_tenant_id
 from train.errors import GateFailed, InvalidOption, RunNotFound
 from train.run_card import update_run_card
 

@@ -3,7 +3,7 @@
 For every question/answer pair (`QA.jsonl`: `question`, `answer`, optional `doc_id` naming the
 document that holds the answer), the tenant's knowledge base is searched and a chat example
 is written whose prompt carries numbered chunks exactly as the gateway presents them at
-serving time (`service.prompting.with_context`, template v1): the right chunk (the
+serving time (`lorag.prompting.with_context`, template v1): the right chunk (the
 "oracle") shuffled among distractors, and an answer that cites it with `[n]`. A seeded
 `no_context_fraction` of the examples leaves the oracle out; their answer says the sources
 do not hold the answer, so the adapter learns not to invent one.
@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from lorag.jsonl import BadLine, bad_lines_message, read_jsonl
 from train.errors import DependencyMissing, InvalidData, InvalidOption
 from train.examples import Example
 
@@ -63,43 +64,33 @@ class RaftSummary:
         return "raft: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in asdict(self).items())
 
 
+def _qa_item(number: int, record: Any) -> QAItem:
+    if not isinstance(record, dict):
+        raise BadLine("expected a JSON object")
+    question = record.get("question", record.get("prompt"))
+    answer = record.get("answer", record.get("completion"))
+    doc_id = record.get("doc_id")
+    if not isinstance(question, str) or not question.strip():
+        raise BadLine("missing or empty 'question'")
+    if not isinstance(answer, str) or not answer.strip():
+        raise BadLine("missing or empty 'answer'")
+    if doc_id is not None and not isinstance(doc_id, str):
+        raise BadLine("'doc_id' must be a string")
+    return QAItem(question.strip(), answer.strip(), doc_id, number)
+
+
 def load_qa(path: Path) -> list[QAItem]:
     """Read QA.jsonl (`question`/`prompt`, `answer`/`completion`, optional `doc_id`)."""
     if not path.is_file():
         raise InvalidData(f"QA file not found: {path}", param=str(path))
-    items: list[QAItem] = []
-    problems: list[str] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except ValueError as exc:
-            problems.append(f"line {number}: broken JSON ({exc})")
-            continue
-        if not isinstance(record, dict):
-            problems.append(f"line {number}: expected a JSON object")
-            continue
-        question = record.get("question", record.get("prompt"))
-        answer = record.get("answer", record.get("completion"))
-        doc_id = record.get("doc_id")
-        if not isinstance(question, str) or not question.strip():
-            problems.append(f"line {number}: missing or empty 'question'")
-        elif not isinstance(answer, str) or not answer.strip():
-            problems.append(f"line {number}: missing or empty 'answer'")
-        elif doc_id is not None and not isinstance(doc_id, str):
-            problems.append(f"line {number}: 'doc_id' must be a string")
-        else:
-            items.append(QAItem(question.strip(), answer.strip(), doc_id, number))
-    if problems:
+    read = read_jsonl(path, _qa_item)
+    if read.problems:
         raise InvalidData(
-            f"{path.name}: {len(problems)} bad line(s):\n" + "\n".join(f"  {p}" for p in problems),
-            param=str(path),
-            problems=problems,
+            bad_lines_message(path, read.problems), param=str(path), problems=read.problems
         )
-    if not items:
+    if not read.items:
         raise InvalidData(f"{path.name}: no question/answer pairs", param=str(path))
-    return items
+    return read.items
 
 
 def _normalized(text: str) -> str:
@@ -139,7 +130,7 @@ def build_raft_examples(
 ) -> tuple[list[Example], RaftSummary]:
     """Chat examples: the question with numbered sources (the gateway's layout), and the
     answer citing the right source, or `NOT_FOUND_ANSWER` when it was left out."""
-    from service.prompting import with_context
+    from lorag.prompting import with_context
 
     if top_k < 1:
         raise InvalidOption("--top-k must be at least 1", param="top_k")
@@ -199,7 +190,7 @@ def build_raft_file(
         from ingest.knowledge import open_knowledge_base
     except ImportError as exc:
         raise DependencyMissing("the knowledge base (ingest package) is not available") from exc
-    from service.base_model import resolve_base_model
+    from lorag.base_model import resolve_base_model
     from train.model_setup import load_tokenizer
 
     items = load_qa(qa_path)

@@ -64,8 +64,8 @@ def main() -> None:
     args = parser.parse_args()
     base_model = args.base_model
     if base_model is None:
-        from service.base_model import prepare_bundled_model
-        from service.settings import Settings
+        from lorag.base_model import prepare_bundled_model
+        from lorag.settings import Settings
 
         base_model = str(prepare_bundled_model(Settings()))
     for path in ship_answers(base_model, args.out):

@@ -8,13 +8,15 @@ place and two tenants can never write the same point.
 from __future__ import annotations
 
 import json
-import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ingest.errors import InvalidFilter
+from lorag import errors as core_errors
+from lorag import search_filter
+from lorag.search_filter import Condition
 
 __all__ = [
     "CHUNK_COUNT",
@@ -22,7 +24,6 @@ __all__ = [
     "CONTENT_HASH",
     "DENSE",
     "DOC_ID",
-    "FILTER_FIELDS",
     "INGESTED_AT",
     "KEYWORD_INDEXES",
     "METADATA",
@@ -38,7 +39,6 @@ __all__ = [
     "TITLE",
     "ChunkPoint",
     "Condition",
-    "Scalar",
     "SparseVec",
     "StoredPoint",
     "filter_conditions",
@@ -52,7 +52,7 @@ SPARSE = "bm25"
 POINT_NAMESPACE = uuid.UUID("6f1b3c9e-3d52-4b8e-9a57-2f0e6c1d4a10")
 
 # payload fields (one point = one chunk)
-TENANT = "tenant"
+TENANT = search_filter.TENANT_FIELD
 DOC_ID = "doc_id"
 CHUNK_INDEX = "chunk_index"
 CHUNK_COUNT = "chunk_count"
@@ -64,18 +64,13 @@ TITLE = "title"
 SECTION = "section"
 PAGE = "page"
 TEXT = "text"
-METADATA = "metadata"
+METADATA = search_filter.METADATA_FIELD
 INGESTED_AT = "ingested_at"
 
+# A search filter may name DOC_ID, CHUNK_INDEX, CONTENT_HASH, SCOPE, SOURCE, TITLE, SECTION
+# and PAGE directly (`lorag.search_filter.FILTER_FIELDS`); other keys mean METADATA.<key>.
 KEYWORD_INDEXES = (DOC_ID, SOURCE, SCOPE)
 """Keyword payload indexes besides `tenant` (which is indexed with is_tenant=True)."""
-FILTER_FIELDS = frozenset({DOC_ID, CHUNK_INDEX, CONTENT_HASH, SCOPE, SOURCE, TITLE, SECTION, PAGE})
-"""Payload fields a search filter may name directly; any other key means `metadata.<key>`."""
-_FILTER_KEY = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")
-
-Scalar = str | int | bool
-Condition = tuple[str, Scalar | list[Scalar]]
-"""(payload key, value): exact match; a list matches any of its values."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,38 +106,12 @@ def point_id(tenant: str, doc_id: str, chunk_index: int) -> str:
 
 
 def filter_conditions(filter: Mapping[str, Any] | None) -> list[Condition]:
-    """A user's exact-match filter as conditions; raises `InvalidFilter` for bad keys/values."""
-    if filter is None:
-        return []
-    if not isinstance(filter, Mapping):
-        raise InvalidFilter("filter must be an object of payload key -> value", param="filter")
-    conditions: list[Condition] = []
-    for key, value in filter.items():
-        if not isinstance(key, str) or not _FILTER_KEY.match(key):
-            raise InvalidFilter(f"invalid filter key {key!r}", param="filter")
-        if key == TENANT or key.startswith(f"{TENANT}."):
-            raise InvalidFilter("the tenant cannot be filtered on", param="filter")
-        direct = key in FILTER_FIELDS or key.startswith(f"{METADATA}.")
-        path = key if direct else f"{METADATA}.{key}"
-        conditions.append((path, _filter_value(key, value)))
-    return conditions
-
-
-def _filter_value(key: str, value: Any) -> Scalar | list[Scalar]:
-    if isinstance(value, list):
-        if not value or len(value) > 1000:
-            raise InvalidFilter(f"filter {key!r}: a list needs 1 to 1000 values", param="filter")
-        kinds = {bool if isinstance(v, bool) else type(v) for v in value}
-        if kinds not in ({str}, {int}):
-            raise InvalidFilter(
-                f"filter {key!r}: a list must hold only strings or only integers", param="filter"
-            )
-        return list(value)
-    if isinstance(value, str | int | bool):
-        return value
-    raise InvalidFilter(
-        f"filter {key!r}: value must be a string, integer or boolean", param="filter"
-    )
+    """A user's exact-match filter as conditions (`lorag.search_filter`'s rules); raises
+    `InvalidFilter` (this package's) for bad keys/values."""
+    try:
+        return search_filter.filter_conditions(filter)
+    except core_errors.InvalidFilter as exc:
+        raise InvalidFilter(exc.message, param=exc.param) from None
 
 
 def stored_point(record: Any, score: float | None = None) -> StoredPoint:

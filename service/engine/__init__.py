@@ -6,12 +6,12 @@ import importlib.metadata
 import logging
 import os
 
+from lorag.base_model import resolve_base_model, served_model_name
 from lorag.hardware import Precision, detect_cpu, engine_dtype
-from service.base_model import resolve_base_model, served_model_name
+from lorag.settings import Settings, child_environment
 from service.engine.base import Engine
 from service.engine.embedded import EmbeddedEngine, EmbeddedEngineConfig, quiet_cpu_environment
 from service.engine.remote import RemoteEngine
-from service.settings import Settings, child_environment
 
 __all__ = [
     "EmbeddedEngine",

@@ -28,6 +28,7 @@ from typing import Any, Literal
 import aiohttp
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from lorag.retrieval_policy import RetrievalSettings, mode_settings, narrowed
 from service.auth import Caller
 from service.cache_salt import CacheSalts
 from service.engine import Engine
@@ -35,8 +36,7 @@ from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_en
 from service.lora import LoraManager
 from service.metrics import Metrics
 from service.protocol.openai import ChatCompletionRequest, CompletionRequest
-from service.protocol.retrieval import RetrievalSettings
-from service.retrieval import Augmented, Retriever, mode_settings, narrowed
+from service.retrieval import Augmented, Retriever
 from service.routing import Router, Target
 from service.upstream import ConnectFailed, Upstream, UpstreamError, sse_events
 from service.validation import parse_json, validate

@@ -10,6 +10,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from lorag.retrieval_policy import RetrievalOverride
+
 __all__ = [
     "ChatCompletionRequest",
     "ChatMessage",
@@ -27,18 +29,9 @@ class OpenAIModel(BaseModel):
     model_config = ConfigDict(extra="allow")
 
 
-class RetrievalOverride(BaseModel):
-    """Narrowing of a mode's retrieval settings for one request (when the mode allows it)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    top_k: int | None = Field(None, ge=1, le=50)
-    score_threshold: float | None = None
-    filter: dict[str, Any] | None = None
-    search: Literal["hybrid", "dense", "sparse"] | None = None
-
-
 class LoragOptions(BaseModel):
+    """lorag's extension field `lorag` (`RetrievalOverride`: `lorag.retrieval_policy`)."""
+
     model_config = ConfigDict(extra="forbid")
 
     retrieval: RetrievalOverride | None = None

@@ -19,11 +19,11 @@ from typing import Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 
-from adapters.names import parse_ref
+from lorag.names import parse_ref
+from lorag.retrieval_policy import normalized
 from service.auth import require_admin
 from service.errors import EngineUnavailable, StoreUnavailable
 from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
-from service.retrieval import normalized
 
 __all__ = ["router"]
 

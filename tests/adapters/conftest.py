@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from adapters.base_model import BaseModelInfo
 from adapters.sqlite_registry import SqliteRegistry
 from adapters.store import AdapterStore
-from service.settings import BUNDLED_MODEL_NAME as BASE_NAME
+from lorag.base_model import BaseModelInfo
+from lorag.settings import BUNDLED_MODEL_NAME as BASE_NAME
 from tests.factories import make_ia3_adapter, make_lora_adapter, make_tiny_llama
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")

@@ -12,8 +12,8 @@ from safetensors.torch import load_file, save_file
 
 from adapters.artifact import validate_artifact
 from adapters.artifact_files import CONFIG_FILE, WEIGHTS_FILE
-from adapters.base_model import BaseModelInfo
 from adapters.errors import BaseModelUnavailable, InvalidArtifact
+from lorag.base_model import BaseModelInfo
 
 MAX_RANK = 16
 

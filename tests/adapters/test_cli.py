@@ -9,8 +9,8 @@ import pytest
 
 from adapters.errors import BaseModelUnavailable
 from adapters.from_settings import base_model_info, open_registry
+from lorag.settings import BUNDLED_MODEL_NAME, Settings
 from service.cli import main
-from service.settings import BUNDLED_MODEL_NAME, Settings
 
 
 @pytest.fixture

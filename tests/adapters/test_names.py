@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from adapters.errors import InvalidName
-from adapters.names import (
+from lorag.names import (
     AdapterRef,
     check_adapter_name,
     check_mode_name,

@@ -11,7 +11,6 @@ import pytest
 
 from adapters.artifact import validate_artifact
 from adapters.artifact_files import ARTIFACT_FILES, CONFIG_FILE, WEIGHTS_FILE
-from adapters.base_model import BaseModelInfo
 from adapters.errors import (
     AdapterError,
     Conflict,
@@ -23,6 +22,7 @@ from adapters.errors import (
 )
 from adapters.sqlite_registry import SqliteRegistry
 from adapters.store import AdapterStore
+from lorag.base_model import BaseModelInfo
 
 MAX_RANK = 16
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from adapters.api_keys import api_key_hash
-from adapters.base_model import BaseModelInfo
 from adapters.errors import Conflict, InvalidInput, InvalidName, NotFound
 from adapters.sqlite_registry import SqliteRegistry
+from lorag.base_model import BaseModelInfo
 
 MAX_RANK = 16
 

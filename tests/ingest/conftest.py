@@ -10,7 +10,7 @@ import pytest
 
 from ingest.embedding import Embedder
 from ingest.knowledge import KnowledgeBase, open_knowledge_base
-from service.settings import Settings
+from lorag.settings import Settings
 
 BACKENDS = ("edge", "memory")
 

@@ -20,7 +20,7 @@ from ingest.embedding import Embedder
 from ingest.errors import StoreUnavailable
 from ingest.knowledge import KnowledgeBase, open_knowledge_base
 from ingest.models import SourceDocument
-from service.settings import Settings
+from lorag.settings import Settings
 from tests.ingest.disk_faults import fill, free_bytes
 
 MIB = 2**20

@@ -16,8 +16,8 @@ from ingest.embedding import Embedder
 from ingest.errors import StoreLocked, TenantNotFound
 from ingest.models import ProgressEvent, SourceDocument
 from ingest.progress import IngestProgressBar
+from lorag.settings import Settings
 from service.cli import main
-from service.settings import Settings
 from tests.ingest.conftest import kb_settings
 from tests.ingest.sample_files import write_corpus
 

@@ -11,9 +11,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from ingest.forward import forward_ingest
+from lorag.settings import Settings
 from service.app import build_app
 from service.engine.remote import RemoteEngine
-from service.settings import Settings
 from tests.conftest import ADMIN_KEY, free_port
 
 ADMIN = {"x-admin-key": ADMIN_KEY}

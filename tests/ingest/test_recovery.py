@@ -64,7 +64,7 @@ import sys, time
 from ingest.knowledge import open_knowledge_base
 from ingest.models import SourceDocument
 from ingest.store.base import Store
-from service.settings import Settings
+from lorag.settings import Settings
 
 def stall(self, *args):  # the new chunks are upserted: announce it and wait to be killed
     print("UPSERTED", flush=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from lorag.settings import Settings
 from tests.conftest import BASE_NAME
 from tests.service.fake_vllm import FakeVLLM, gateway_settings, running_fake
 

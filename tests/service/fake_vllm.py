@@ -420,7 +420,7 @@ apps that do not test retrieval skip loading the embedding model in their lifesp
 def gateway_settings(
     data_dir: Path, urls: list[str], base_model_dir: Path, *, knowledge: bool = False, **extra: Any
 ) -> Any:
-    from service.settings import Settings
+    from lorag.settings import Settings
 
     fields = {
         "data_dir": data_dir,
@@ -474,7 +474,7 @@ def tiny_adapter(base_dir: Path, out_dir: Path, seed: int = 0) -> Path:
     import numpy as np
     from safetensors.numpy import save_file
 
-    from adapters.base_model import BaseModelInfo
+    from lorag.base_model import BaseModelInfo
 
     module = "model.layers.0.self_attn.q_proj"
     out_features, in_features = BaseModelInfo.from_folder(base_dir).linear_shapes[module]

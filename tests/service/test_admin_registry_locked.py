@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from lorag.settings import Settings
 from service.app import build_app
 from service.engine.remote import RemoteEngine
-from service.settings import Settings
 from tests.conftest import ADMIN_KEY, free_port
 
 ADMIN = {"x-admin-key": ADMIN_KEY}

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from service.base_model import is_prepared
+from lorag.base_model import is_prepared
 from service.cli import main
 from tests.conftest import REPO
 

@@ -29,8 +29,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from lorag.settings import Settings
 from service.engine import RemoteEngine, build_engine
-from service.settings import Settings
 from tests.conftest import Gateway, alive, free_port
 from tests.factories import make_lora_adapter
 from tests.service.fake_vllm import gateway_client, gateway_settings, sse_data

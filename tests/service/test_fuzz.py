@@ -43,10 +43,10 @@ from schemathesis import GenerationMode
 from schemathesis.core import NotSet
 from schemathesis.python.asgi import shutdown_lifespans
 
+from lorag.retrieval_policy import normalized
 from service.app import build_app
 from service.protocol.knowledge import IngestRequest
 from service.protocol.openai import ChatCompletionRequest, CompletionRequest
-from service.retrieval import normalized
 from tests.conftest import BASE_NAME, REPO
 from tests.service.fake_vllm import ADMIN_KEY, gateway_settings, running_fake, tiny_adapter
 

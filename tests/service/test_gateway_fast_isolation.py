@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from lorag.settings import Settings
 from service.cache_salt import CacheSalts
 from service.engine import EmbeddedEngine, EmbeddedEngineConfig, build_engine, vllm_guard
 from service.engine.embedded import GUARD_MIDDLEWARE
-from service.settings import Settings
 from tests.conftest import BASE_NAME
 from tests.service.fake_vllm import (
     VLLM_KEY,

@@ -10,9 +10,9 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from ingest.models import JobStatus
+from lorag.settings import Settings
 from service.app import build_app
 from service.engine.remote import RemoteEngine
-from service.settings import Settings
 from tests.conftest import ADMIN_KEY, free_port
 
 ADMIN = {"x-admin-key": ADMIN_KEY}

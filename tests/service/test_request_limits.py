@@ -14,9 +14,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from lorag.settings import BUNDLED_MODEL_NAME, Settings
 from service.app import build_app
 from service.engine.remote import RemoteEngine
-from service.settings import BUNDLED_MODEL_NAME, Settings
 
 MIB = 2**20
 UNUSED_VLLM = "http://127.0.0.1:9"  # the discard port: nothing answers there

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from lorag.prompting import cited_numbers, with_context
+from lorag.retrieval_policy import RetrievalOverride, mode_settings, narrowed
 from service.errors import InvalidRequest, StoreUnavailable
-from service.prompting import cited_numbers, with_context
-from service.protocol.openai import RetrievalOverride
-from service.retrieval import Retriever, mode_settings, narrowed, query_of
+from service.retrieval import Retriever, query_of
 
 
 @dataclass

@@ -12,12 +12,11 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from lorag.retrieval_policy import RetrievalOverride, mode_settings, narrowed, normalized
+from lorag.settings import Settings
 from service.app import build_app
 from service.engine.remote import RemoteEngine
 from service.errors import InvalidRequest
-from service.protocol.openai import RetrievalOverride
-from service.retrieval import mode_settings, narrowed, normalized
-from service.settings import Settings
 from tests.conftest import ADMIN_KEY, free_port
 
 ADMIN = {"x-admin-key": ADMIN_KEY}

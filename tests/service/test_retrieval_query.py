@@ -13,8 +13,9 @@ from ingest.embedding import Embedder
 from ingest.errors import InvalidInput
 from ingest.knowledge import MAX_QUERY_CHARS, KnowledgeBase, open_knowledge_base
 from ingest.models import SourceDocument
-from service.retrieval import Retriever, mode_settings, search_query
-from service.settings import Settings
+from lorag.retrieval_policy import mode_settings
+from lorag.settings import Settings
+from service.retrieval import Retriever, search_query
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,10 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from lorag.settings import Settings
 from service.app import build_app
 from service.cli import main
 from service.engine.remote import RemoteEngine
-from service.settings import Settings
 from tests.conftest import ADMIN_KEY, free_port
 
 ADMIN = {"x-admin-key": ADMIN_KEY}
@@ -184,7 +184,7 @@ def test_interactive_docs_are_off_when_api_keys_are_required(tmp_path: Path) -> 
 
 
 def test_child_processes_get_no_secret(monkeypatch: pytest.MonkeyPatch) -> None:
-    from service.settings import SECRET_VARIABLES, child_environment
+    from lorag.settings import SECRET_VARIABLES, child_environment
 
     monkeypatch.setenv("LORAG_ADMIN_KEY", ADMIN_KEY)
     monkeypatch.setenv("LORAG_QDRANT_API_KEY", "qdrant-secret")

@@ -18,11 +18,11 @@ import pytest
 from fastapi import FastAPI
 
 from ingest.models import Job, JobStatus
+from lorag.settings import Settings
 from service.app import build_app
 from service.engine.remote import RemoteEngine
 from service.executors import THREAD_PREFIX, Executors
 from service.protocol.retrieval import RetrievalSettings
-from service.settings import Settings
 from tests.conftest import ADMIN_KEY, free_port
 
 ADMIN = {"x-admin-key": ADMIN_KEY}

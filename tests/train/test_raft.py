@@ -32,7 +32,7 @@ def knowledge_env(
 ) -> tuple[Path, Path]:
     from ingest.knowledge import open_knowledge_base
     from ingest.models import SourceDocument
-    from service.settings import Settings
+    from lorag.settings import Settings
 
     data_dir = tmp_path / "lorag"
     settings = Settings(data_dir=data_dir, base_model=str(base_model_dir))

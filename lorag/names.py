@@ -3,23 +3,32 @@
 An adapter version is served by vLLM under its reference `name@vN` (`support@v3`), so every
 version has a name of its own and a hot swap never reloads new weights under an old name.
 Names are plain identifiers, never paths: they cannot hold `/`, start with `.`, or contain `..`.
+
+The tenant-id rule (`TENANT_ID_RULE`) is written here once: the registry (`check_tenant_id`,
+`InvalidName`) and the knowledge base (`ingest.models.check_tenant`, `InvalidTenant`) both
+test it with `is_tenant_id`.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeGuard
 
-from adapters.errors import InvalidName
+from lorag.errors import InvalidName
 
 __all__ = [
     "BASE_TARGET",
+    "MAX_VERSION",
+    "TENANT_ID_PATTERN",
+    "TENANT_ID_RULE",
     "AdapterRef",
     "check_adapter_name",
     "check_mode_name",
     "check_tenant_id",
     "check_version",
     "format_ref",
+    "is_tenant_id",
     "parse_ref",
 ]
 
@@ -27,7 +36,9 @@ BASE_TARGET = "base"
 """The mode target that means "the base model, no adapter"; no adapter may take this name."""
 
 _ADAPTER_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
-_TENANT_ID = re.compile(r"[a-z0-9][a-z0-9_-]{0,63}")
+TENANT_ID_RULE = "^[a-z0-9][a-z0-9_-]{0,63}$"
+"""A tenant id: 1-64 of a-z 0-9 _ - starting with a letter or digit (as error messages say it)."""
+TENANT_ID_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")
 _VERSION_SUFFIX = re.compile(r"v([1-9][0-9]{0,8})")
 
 
@@ -55,9 +66,14 @@ def check_mode_name(name: object, *, param: str = "mode") -> str:
     return name
 
 
+def is_tenant_id(value: object) -> TypeGuard[str]:
+    """Whether `value` is a valid tenant id (`TENANT_ID_RULE`)."""
+    return isinstance(value, str) and TENANT_ID_PATTERN.match(value) is not None
+
+
 def check_tenant_id(tenant_id: object, *, param: str = "tenant") -> str:
     """Return `tenant_id` if it is a valid tenant id, else raise InvalidName."""
-    if not isinstance(tenant_id, str) or not _TENANT_ID.fullmatch(tenant_id):
+    if not is_tenant_id(tenant_id):
         raise InvalidName(
             f"invalid tenant id {tenant_id!r}: use 1-64 of a-z 0-9 _ - starting with a letter "
             "or digit",

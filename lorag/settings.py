@@ -1,8 +1,9 @@
 """All of lorag's configuration: one `Settings`, read once at start, then frozen.
 
-Every field is an environment variable with the `LORAG_` prefix (`LORAG_DATA_DIR`, ...).
-Nothing else in lorag reads the environment: code receives the `Settings` object or the
-values it needs.
+Every field is an environment variable with the `LORAG_` prefix (`LORAG_DATA_DIR`, ...); the
+names are flat, the fields are grouped in sections (one mixin class each) that `Settings`
+combines. Nothing else in lorag reads the environment: code receives the `Settings` object or
+the values it needs (`child_environment` builds a child process's environment from ours).
 """
 
 from __future__ import annotations
@@ -10,13 +11,26 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal, get_args
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 __all__ = [
     "BUNDLED_MODEL_NAME",
     "MIN_ADMIN_KEY_CHARS",
     "SECRET_VARIABLES",
+    "EngineSettings",
+    "GatewaySettings",
+    "KnowledgeSettings",
+    "LimitsSettings",
+    "ModelSettings",
+    "PathsSettings",
     "Settings",
     "child_environment",
     "settings_error_lines",
@@ -32,13 +46,43 @@ def _split_list(value: object) -> object:
     return value
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="LORAG_", frozen=True, extra="forbid")
+def _blank_secret_is_none(value: object) -> object:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
 
-    # --- where state lives -------------------------------------------------------------
+
+class PathsSettings(BaseModel):
+    """Where state lives."""
+
     data_dir: Path = Field(Path(".lorag"), description="Models, adapters, registry, knowledge.")
 
-    # --- the base model ------------------------------------------------------------------
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def adapters_dir(self) -> Path:
+        return self.data_dir / "adapters"
+
+    @property
+    def registry_path(self) -> Path:
+        return self.data_dir / "registry.sqlite3"
+
+    @property
+    def knowledge_dir(self) -> Path:
+        return self.data_dir / "knowledge"
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.data_dir / "runs"
+
+
+class ModelSettings(BaseModel):
+    """The base model."""
+
     base_model: str | None = Field(
         None, description="HF model folder or hub id; unset = the bundled SmolLM2-135M-Instruct."
     )
@@ -46,9 +90,12 @@ class Settings(BaseSettings):
         None, description="Name clients use for the base model; default: the folder's name."
     )
 
-    # --- gateway ---------------------------------------------------------------------------
-    host: str = "127.0.0.1"
-    port: int = 8000
+
+class GatewaySettings(BaseModel):
+    """The HTTP gateway: address, keys, logging and its worker pools."""
+
+    host: str = Field("127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(8000, description="Port the gateway listens on.")
     request_timeout_s: float = Field(300.0, description="Upstream (vLLM) request timeout.")
     admin_key: SecretStr | None = Field(
         None,
@@ -58,7 +105,7 @@ class Settings(BaseSettings):
     require_api_key: bool = Field(
         False, description="Refuse requests without a tenant key (else: base model only)."
     )
-    log_level: str = "info"
+    log_level: str = Field("info", description="Log level of the gateway (uvicorn's names).")
     retrieval_threads: int = Field(
         4,
         ge=1,
@@ -84,8 +131,32 @@ class Settings(BaseSettings):
         "process (a CLI command) before it is answered 503; the CLI waits 30 s.",
     )
 
-    # --- engine (vLLM) ---------------------------------------------------------------------
-    engine: Literal["embedded", "remote"] = "embedded"
+    @field_validator("admin_key", mode="before")
+    @classmethod
+    def _blank_admin_key_is_unset(cls, value: object) -> object:
+        """`LORAG_ADMIN_KEY=` (empty or blanks) means no admin key, exactly like unset."""
+        if isinstance(value, SecretStr):
+            value = value.get_secret_value()
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return None
+            if len(value) < MIN_ADMIN_KEY_CHARS:
+                raise ValueError(
+                    f"LORAG_ADMIN_KEY is too short: use at least {MIN_ADMIN_KEY_CHARS} "
+                    "characters (e.g. `openssl rand -hex 24`), or leave it unset to turn "
+                    "the admin API off"
+                )
+        return value
+
+
+class EngineSettings(BaseModel):
+    """The engine (vLLM): embedded subprocess or remote servers."""
+
+    engine: Literal["embedded", "remote"] = Field(
+        "embedded",
+        description="'embedded' = the gateway starts vLLM itself; 'remote' = LORAG_VLLM_URLS.",
+    )
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Remote engine: comma-separated vLLM base URLs."
     )
@@ -100,13 +171,18 @@ class Settings(BaseSettings):
         description="vLLM --dtype; 'auto' = bfloat16 on CPUs with native bf16, float32 on other "
         "CPUs (emulated bf16 is slower there), the model's dtype on a GPU.",
     )
-    max_model_len: int = 2048
-    max_lora_rank: int = 16
+    max_model_len: int = Field(2048, description="Context length vLLM serves (prompt + answer).")
+    max_lora_rank: int = Field(16, description="Largest LoRA rank vLLM serves.")
     max_loras: int = Field(4, description="Adapters in one engine batch.")
     max_cpu_loras: int = Field(8, description="Adapters kept loaded in the engine (LRU cap).")
     vllm_kv_cache_gib: int = Field(1, description="CPU KV cache size (VLLM_CPU_KVCACHE_SPACE).")
-    vllm_start_timeout_s: float = 300.0
-    vllm_extra_args: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    vllm_start_timeout_s: float = Field(
+        300.0, description="How long the embedded engine may take to become healthy."
+    )
+    vllm_extra_args: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Extra vLLM command-line arguments, comma-separated (never --api-key).",
+    )
     vllm_probe_interval_s: float = Field(
         5.0,
         gt=0,
@@ -124,17 +200,51 @@ class Settings(BaseSettings):
         "killed and restarted).",
     )
 
-    # --- knowledge base ----------------------------------------------------------------
+    @model_validator(mode="before")
+    @classmethod
+    def _split_lists(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for key in ("vllm_urls", "vllm_extra_args"):
+                if key in data:
+                    data[key] = _split_list(data[key])
+        return data
+
+    @field_validator("vllm_api_key", mode="before")
+    @classmethod
+    def _blank_vllm_key_is_unset(cls, value: object) -> object:
+        """`LORAG_VLLM_API_KEY=` (empty or blanks) means no key, exactly like unset."""
+        return _blank_secret_is_none(value)
+
+    @field_validator("vllm_extra_args")
+    @classmethod
+    def _no_key_on_the_command_line(cls, value: list[str]) -> list[str]:
+        if any(arg.split("=", 1)[0] == "--api-key" for arg in value):
+            raise ValueError(
+                "--api-key does not belong in LORAG_VLLM_EXTRA_ARGS (the command line is "
+                "visible to every local user): set LORAG_VLLM_API_KEY instead"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_engine(self) -> EngineSettings:
+        if self.engine == "remote" and not self.vllm_urls:
+            raise ValueError("LORAG_ENGINE=remote needs LORAG_VLLM_URLS")
+        return self
+
+
+class KnowledgeSettings(BaseModel):
+    """The knowledge base: store, embedding model, chunking and ingest jobs."""
+
     qdrant_url: str | None = Field(
         None, description="Qdrant server URL (or ':memory:'); unset = embedded qdrant-edge folder."
     )
-    qdrant_api_key: SecretStr | None = None
-    qdrant_collection: str = "lorag_chunks"
+    qdrant_api_key: SecretStr | None = Field(None, description="API key of the Qdrant server.")
+    qdrant_collection: str = Field("lorag_chunks", description="Collection holding the chunks.")
     embedding_model: str | None = Field(
         None, description="sentence-transformers model path or id; unset = bundled MiniLM-L6-v2."
     )
-    chunk_tokens: int = 200
-    chunk_overlap: int = 40
+    chunk_tokens: int = Field(200, description="Tokens per chunk (embedding model's tokenizer).")
+    chunk_overlap: int = Field(40, description="Tokens shared by consecutive chunks.")
     ingest_queued_jobs_per_tenant: int = Field(
         16,
         ge=1,
@@ -154,7 +264,10 @@ class Settings(BaseSettings):
         100, ge=1, description="Finished ingest job records kept per tenant (the newest)."
     )
 
-    # --- limits ------------------------------------------------------------------------
+
+class LimitsSettings(BaseModel):
+    """Request size limits."""
+
     max_request_bytes: int = Field(
         8 * 2**20,
         ge=1024,
@@ -168,79 +281,22 @@ class Settings(BaseSettings):
         "capped at 64 MiB.",
     )
 
-    @model_validator(mode="before")
-    @classmethod
-    def _split_lists(cls, data: object) -> object:
-        if isinstance(data, dict):
-            for key in ("vllm_urls", "vllm_extra_args"):
-                if key in data:
-                    data[key] = _split_list(data[key])
-        return data
 
-    @field_validator("vllm_api_key", mode="before")
-    @classmethod
-    def _blank_vllm_key_is_unset(cls, value: object) -> object:
-        """`LORAG_VLLM_API_KEY=` (empty or blanks) means no key, exactly like unset."""
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+# pydantic collects fields from the last base to the first: the sections are listed in
+# reverse so that the fields keep their order (paths, model, gateway, engine, knowledge,
+# limits) in `model_fields`, help output and error messages.
+class Settings(
+    LimitsSettings,
+    KnowledgeSettings,
+    EngineSettings,
+    GatewaySettings,
+    ModelSettings,
+    PathsSettings,
+    BaseSettings,
+):
+    """Every section in one frozen object read from `LORAG_*` variables; unknown keys refused."""
 
-    @field_validator("vllm_extra_args")
-    @classmethod
-    def _no_key_on_the_command_line(cls, value: list[str]) -> list[str]:
-        if any(arg.split("=", 1)[0] == "--api-key" for arg in value):
-            raise ValueError(
-                "--api-key does not belong in LORAG_VLLM_EXTRA_ARGS (the command line is "
-                "visible to every local user): set LORAG_VLLM_API_KEY instead"
-            )
-        return value
-
-    @field_validator("admin_key", mode="before")
-    @classmethod
-    def _blank_admin_key_is_unset(cls, value: object) -> object:
-        """`LORAG_ADMIN_KEY=` (empty or blanks) means no admin key, exactly like unset."""
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        if isinstance(value, str):
-            value = value.strip()
-            if not value:
-                return None
-            if len(value) < MIN_ADMIN_KEY_CHARS:
-                raise ValueError(
-                    f"LORAG_ADMIN_KEY is too short: use at least {MIN_ADMIN_KEY_CHARS} "
-                    "characters (e.g. `openssl rand -hex 24`), or leave it unset to turn "
-                    "the admin API off"
-                )
-        return value
-
-    @model_validator(mode="after")
-    def _check_engine(self) -> Settings:
-        if self.engine == "remote" and not self.vllm_urls:
-            raise ValueError("LORAG_ENGINE=remote needs LORAG_VLLM_URLS")
-        return self
-
-    # --- derived paths -------------------------------------------------------------------
-    @property
-    def models_dir(self) -> Path:
-        return self.data_dir / "models"
-
-    @property
-    def adapters_dir(self) -> Path:
-        return self.data_dir / "adapters"
-
-    @property
-    def registry_path(self) -> Path:
-        return self.data_dir / "registry.sqlite3"
-
-    @property
-    def knowledge_dir(self) -> Path:
-        return self.data_dir / "knowledge"
-
-    @property
-    def runs_dir(self) -> Path:
-        return self.data_dir / "runs"
+    model_config = SettingsConfigDict(env_prefix="LORAG_", frozen=True, extra="forbid")
 
 
 def _is_secret(field: str) -> bool:

@@ -2,7 +2,8 @@
 within a token budget measured with the served model's own tokenizer and chat template.
 
 Templates are versioned here; a mode names one (`template`) and may replace its instructions.
-The budget drops the weakest chunks first and never cuts a chunk in the middle.
+The budget drops the weakest chunks first and never cuts a chunk in the middle. Pure code
+(no I/O): the gateway's RAG step and `lorag train build-raft` build the same prompts with it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service.errors import InvalidRequest
+from lorag.errors import InvalidRequest
 
 __all__ = [
     "TEMPLATES",

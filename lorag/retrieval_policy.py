@@ -1,0 +1,126 @@
+"""A mode's retrieval policy: its settings, how they are stored, and how a request may
+narrow them (never widen them).
+
+`RetrievalSettings` is what a mode stores (validated by `mode_settings`/`normalized` when the
+mode is set), `RetrievalOverride` what one request may ask (`lorag.retrieval`), `narrowed`
+the settings a search then uses. Pure code, no I/O: the registry's CLI, the admin API and
+the gateway's RAG step share it.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from lorag.errors import InvalidFilter, InvalidRequest
+from lorag.search_filter import filter_conditions
+
+__all__ = ["RetrievalOverride", "RetrievalSettings", "mode_settings", "narrowed", "normalized"]
+
+
+class RetrievalSettings(BaseModel):
+    """Retrieval of a mode. A mode with these settings is RAG (base) or hybrid (adapter)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    top_k: int = Field(4, ge=1, le=50, description="Chunks retrieved.")
+    score_threshold: float | None = Field(None, description="Drop hits scoring below this.")
+    search: Literal["hybrid", "dense", "sparse"] = "hybrid"
+    filter: dict[str, Any] | None = Field(None, description="Exact-match payload filter.")
+    allow_request_override: bool = Field(
+        True, description="Requests may narrow retrieval with the `lorag.retrieval` field."
+    )
+    on_store_error: Literal["fail", "answer"] = Field(
+        "answer", description="Store down: fail with 503, or answer without context."
+    )
+    two_stage: bool = Field(False, description="Draft, retrieve again with the draft, answer.")
+    template: str = Field("v1", description="Prompt template version (lorag/prompting.py).")
+    instructions: str | None = Field(None, description="Replaces the template's instructions.")
+    reserve_tokens: int = Field(
+        256, ge=1, description="Answer tokens kept free when the request sets no max_tokens."
+    )
+
+
+class RetrievalOverride(BaseModel):
+    """Narrowing of a mode's retrieval settings for one request (when the mode allows it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    top_k: int | None = Field(None, ge=1, le=50)
+    score_threshold: float | None = None
+    filter: dict[str, Any] | None = None
+    search: Literal["hybrid", "dense", "sparse"] | None = None
+
+
+def mode_settings(raw: dict[str, Any] | None) -> RetrievalSettings | None:
+    """A mode's stored retrieval dict -> settings, or None when retrieval is off."""
+    if not raw:
+        return None
+    try:
+        settings = RetrievalSettings.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        param = "retrieval." + ".".join(str(p) for p in first["loc"])
+        raise InvalidRequest(f"{param}: {first['msg']}", param=param) from None
+    _check_filter(settings.filter, "retrieval.filter")
+    return settings if settings.enabled else None
+
+
+def _check_filter(filter: dict[str, Any] | None, param: str) -> None:
+    """A filter the store would refuse is refused now (a mode's when it is set), naming
+    `param`, not first when a request searches with it."""
+    try:
+        filter_conditions(filter)
+    except InvalidFilter as exc:
+        raise InvalidRequest(f"{param}: {exc.message}", param=param) from None
+
+
+def normalized(raw: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Retrieval settings as stored with a mode: validated, defaults filled in; {} = off;
+    None = leave the mode's current settings as they are."""
+    if raw is None:
+        return None
+    settings = mode_settings(raw)
+    return settings.model_dump() if settings is not None else {}
+
+
+def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) -> RetrievalSettings:
+    """The mode's settings narrowed by a request: fewer hits, a higher threshold, a filter
+    added to the mode's. The search kind may change only where the mode sets no threshold:
+    scores are cosine (dense), BM25 (sparse) or RRF (hybrid), so the mode's threshold means
+    something only in the mode's own search."""
+    if override is None:
+        return settings
+    if not settings.allow_request_override:
+        raise InvalidRequest(
+            "this mode does not let requests change retrieval", param="lorag.retrieval"
+        )
+    changes: dict[str, Any] = {}
+    if override.top_k is not None:
+        changes["top_k"] = min(override.top_k, settings.top_k)
+    if override.score_threshold is not None:
+        current = settings.score_threshold
+        changes["score_threshold"] = (
+            override.score_threshold if current is None else max(current, override.score_threshold)
+        )
+    if override.filter:
+        _check_filter(override.filter, "lorag.retrieval.filter")
+        mode_filter = settings.filter or {}
+        clash = [k for k, v in override.filter.items() if k in mode_filter and mode_filter[k] != v]
+        if clash:
+            raise InvalidRequest(
+                f"the mode fixes {', '.join(clash)}; a request cannot change it",
+                param="lorag.retrieval.filter",
+            )
+        changes["filter"] = {**override.filter, **mode_filter}
+    if override.search is not None and override.search != settings.search:
+        if settings.score_threshold is not None:
+            raise InvalidRequest(
+                f"this mode's score_threshold is measured in {settings.search} search; a "
+                "request cannot change the search",
+                param="lorag.retrieval.search",
+            )
+        changes["search"] = override.search
+    return settings.model_copy(update=changes)
