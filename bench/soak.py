@@ -8,8 +8,9 @@ adapter and a RAG mode and a few documents. `clients` loops send chat requests r
 tenants x modes, streaming every other one, until `seconds` have passed; meanwhile one loop
 ingests a document, deletes one and promotes each tenant's adapter mode between v1 and v2,
 every few seconds. Reports requests, errors (target 0), latency p50/p99, gateway and engine RSS
-after warm-up and at the end (target: growth under 5%), and the gateway's open file descriptors.
-Traffic goes to 127.0.0.1 only.
+after warm-up and at the end (target: growth under 5%), the RSS every 30 s (a leak keeps
+growing; what a first use of each worker thread or cache allocates levels off), and the
+gateway's open file descriptors. Traffic goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -121,11 +122,25 @@ async def operations_loop(url: str, keys: list[str], deadline: float, stats: dic
             await asyncio.sleep(3)
 
 
-async def run(url: str, keys: list[str], seconds: float, args: argparse.Namespace) -> dict:
-    stats: dict = {"status": Counter(), "ops": Counter(), "latency": []}
+async def memory_loop(
+    gateway_pid: int, engine_pgid: int, deadline: float, stats: dict, every_s: float = 30.0
+) -> None:
+    started = time.monotonic()
+    while time.monotonic() < deadline:
+        await asyncio.sleep(min(every_s, max(0.0, deadline - time.monotonic())))
+        seconds = time.monotonic() - started
+        gateway, engine = rss_mb([gateway_pid]), rss_mb(group_pids(engine_pgid))
+        stats["memory"].append((seconds, gateway, engine))
+
+
+async def run(
+    url: str, keys: list[str], seconds: float, args: argparse.Namespace, pids: tuple[int, int]
+) -> dict:
+    stats: dict = {"status": Counter(), "ops": Counter(), "latency": [], "memory": []}
     deadline = time.monotonic() + seconds
     await asyncio.gather(
         operations_loop(url, keys, deadline, stats),
+        memory_loop(*pids, deadline, stats),
         *(client_loop(url, keys, deadline, args.tokens, stats) for _ in range(args.clients)),
     )
     return stats
@@ -135,7 +150,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=300)
-    parser.add_argument("--warmup", type=float, default=20)
+    parser.add_argument(
+        "--warmup", type=float, default=60, help="seconds of traffic before the first reading"
+    )
     parser.add_argument("--tenants", type=int, default=3)
     parser.add_argument("--tokens", type=int, default=16)
     args = parser.parse_args()
@@ -158,10 +175,11 @@ def main() -> None:
             for mode, body in modes.items():
                 admin(url, "PUT", f"/admin/tenants/t{tenant}/modes/{mode}", json=body)
             keys.append(key)
-        asyncio.run(run(url, keys, args.warmup, args))
+        pids = (gateway.pid, vllm.pid)
+        asyncio.run(run(url, keys, args.warmup, args, pids))
         engine = group_pids(vllm.pid)
         start = (rss_mb([gateway.pid]), rss_mb(engine), open_fds(gateway.pid))
-        stats = asyncio.run(run(url, keys, args.seconds, args))
+        stats = asyncio.run(run(url, keys, args.seconds, args, pids))
         end = (rss_mb([gateway.pid]), rss_mb(group_pids(vllm.pid)), open_fds(gateway.pid))
     finally:
         for process in (gateway, vllm):
@@ -181,6 +199,10 @@ def main() -> None:
         f"{start[1]:.0f} -> {end[1]:.0f} | {start[2]} -> {end[2]} |"
     )
     print(f"\nstatuses: {dict(stats['status'])}\noperations: {dict(stats['ops'])}")
+    print("\n| after warm-up, s | gateway RSS MB | engine RSS MB |\n|---|---|---|")
+    print(f"| 0 | {start[0]:.0f} | {start[1]:.0f} |")
+    for seconds, gateway_mb, engine_mb in stats["memory"]:
+        print(f"| {seconds:.0f} | {gateway_mb:.0f} | {engine_mb:.0f} |")
 
 
 if __name__ == "__main__":
