@@ -85,7 +85,7 @@ def test_resume_continues_from_a_checkpoint(base_model: str, tmp_path: Path) -> 
     prepared = prepare_data(ACME_DATA, val_fraction=0.1, seed=0)
     cfg = TrainConfig(
         max_steps=4,
-        batch_size=4,
+        batch_size=2,  # 8 examples over the 4 steps: resuming needs no more to be shown
         save_every=2,
         keep_checkpoints=0,
         restore_best=False,
@@ -94,7 +94,7 @@ def test_resume_continues_from_a_checkpoint(base_model: str, tmp_path: Path) -> 
         early_stopping_patience=0,
     )
     full = tmp_path / "full"
-    write_examples(full / "data" / "train.jsonl", prepared.train[:16])
+    write_examples(full / "data" / "train.jsonl", prepared.train[:8])
     write_examples(full / "data" / "validation.jsonl", prepared.validation[:2])
     done = train(cfg, full, base_model, progress=False)
     assert done.steps == 4
