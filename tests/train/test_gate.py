@@ -33,7 +33,7 @@ def test_short_answers_keywords_and_thresholds(mixed_run: JobResult, base_model:
         "control": control,
         "base_answers": direct_base_answers(model, tokenizer),
     }
-    report = run_gate(model, tokenizer, thresholds=strict, **common)
+    report = run_gate(model, tokenizer, thresholds=strict, control_max_new_tokens=16, **common)
 
     short = report.held_out["short_answers"]
     assert short["count"] == 3  # all three references have <= 12 words
