@@ -132,6 +132,7 @@ def _register_answers(eval_commands: Commands) -> None:
 def api_key_of(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
     """The tenant's key: `--api-key KEY`, `--api-key -` (first line of standard input) or
     `--api-key-file PATH` (the file's text), without surrounding blanks."""
+    key: str
     if args.api_key_file is not None:
         try:
             key = args.api_key_file.read_text(encoding="utf-8")
