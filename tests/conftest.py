@@ -136,7 +136,7 @@ def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> I
     log_path = data_dir / "gateway.log"
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            [sys.executable, "-m", "service.cli", "serve"],
+            [sys.executable, "-m", "cli", "serve"],
             cwd=REPO,
             env=env,
             stdout=log_file,

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import pytest
 
-PACKAGES = ("lorag", "service", "adapters", "ingest", "train")
+PACKAGES = ("lorag", "service", "adapters", "ingest", "train", "cli")
 
 
 def module_names() -> dict[str, bool]:

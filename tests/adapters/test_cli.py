@@ -1,4 +1,4 @@
-"""`lorag adapters ...` and `lorag tenants ...` through the root CLI (`service.cli.main`)."""
+"""`lorag adapters ...` and `lorag tenants ...` through the root CLI (`cli.main.main`)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from adapters.errors import BaseModelUnavailable
 from adapters.from_settings import base_model_info, open_registry
+from cli.main import main
 from lorag.settings import BUNDLED_MODEL_NAME, Settings
-from service.cli import main
 
 
 @pytest.fixture

@@ -11,13 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from ingest import cli, knowledge
+from cli import evaluate as eval_cli
+from cli import ingest as ingest_cli
+from cli.main import main
+from ingest import knowledge
 from ingest.embedding import Embedder
 from ingest.errors import StoreLocked, TenantNotFound
 from ingest.models import ProgressEvent, SourceDocument
 from ingest.progress import IngestProgressBar
 from lorag.settings import Settings
-from service.cli import main
 from tests.ingest.conftest import kb_settings
 from tests.ingest.sample_files import write_corpus
 
@@ -29,8 +31,8 @@ def parser(monkeypatch: pytest.MonkeyPatch, embedder: Embedder) -> argparse.Argu
     monkeypatch.setattr(knowledge, "Embedder", lambda *args, **kwargs: embedder)
     root = argparse.ArgumentParser(prog="lorag")
     commands = root.add_subparsers()
-    cli.register(commands)
-    cli.register_eval(commands.add_parser("eval").add_subparsers())
+    ingest_cli.register(commands)
+    eval_cli.register(commands)
     return root
 
 

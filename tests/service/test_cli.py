@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import main
 from lorag.base_model import is_prepared
-from service.cli import main
 from tests.conftest import REPO
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "service.cli", *args],
+        [sys.executable, "-m", "cli", *args],
         cwd=REPO,
         env=env,
         capture_output=True,

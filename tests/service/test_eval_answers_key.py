@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI, Request
 
-from service.cli import main
+from cli.main import main
 from tests.service.fake_vllm import serve_in_thread
 
 KEY = "lrg-0123456789abcdef0123456789abcdef"

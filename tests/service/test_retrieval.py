@@ -256,7 +256,7 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join((REPO / "examples" / "qa.jsonl").read_text().splitlines(True)[:3]))
     out = tmp_path / "report"
-    command = [sys.executable, "-m", "service.cli", "eval", "answers", str(qa)]
+    command = [sys.executable, "-m", "cli", "eval", "answers", str(qa)]
     command += ["--tenant", "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out)]
     command += ["--max-tokens", "24", "--concurrency", "4"]
     done = subprocess.run(
@@ -293,7 +293,7 @@ def test_store_unavailable_follows_the_mode(gw: Gateway, tenants: Tenants) -> No
         "LORAG_PORT": str(port),
     }
     second = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "serve"],
+        [sys.executable, "-m", "cli", "serve"],
         cwd=REPO,
         env=env,
         stdout=subprocess.DEVNULL,
@@ -325,7 +325,7 @@ def test_cli_ingest_goes_through_the_running_server(
     (folder / "manual.md").write_text("# Cleaning\n\nRinse the Zorblax burrs every 11 days.\n")
     (folder / "broken.pdf").write_bytes(b"%PDF-1.4 not really")
     env = {**gw.env, "LORAG_PORT": gw.url.rsplit(":", 1)[1]}
-    command = [sys.executable, "-m", "service.cli", "ingest", str(folder)]
+    command = [sys.executable, "-m", "cli", "ingest", str(folder)]
     command += ["--tenant", "kb-a", "--doc-id-prefix", "cli/"]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stdout + done.stderr  # one file failed

@@ -19,9 +19,9 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
+from cli.main import main
 from lorag.settings import Settings
 from service.app import build_app
-from service.cli import main
 from service.engine.remote import RemoteEngine
 from tests.conftest import ADMIN_KEY, free_port
 

@@ -172,7 +172,7 @@ def test_split_keeps_one_validation_example_and_one_training_example() -> None:
 def test_cli_bad_data_stops_before_any_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from service.cli import main
+    from cli.main import main
 
     bad = _write_lines(
         tmp_path / "bad.jsonl",

@@ -46,7 +46,7 @@ def test_trained_adapter_is_served_through_the_gateway(
     key = created.json()["api_key"]
     gw.admin("PUT", "/admin/tenants/acme-train/modes/plain", json={"target": "base"})
     run_dir = shutil.copytree(mixed_run.run_dir, tmp_path / mixed_run.run_dir.name)
-    command = [sys.executable, "-m", "service.cli", "train", "--resume", str(run_dir)]
+    command = [sys.executable, "-m", "cli", "train", "--resume", str(run_dir)]
     command += ["--name", "acme-support", "--promote", "acme-train:support", "--quiet"]
     done = subprocess.run(
         command, cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600

@@ -72,8 +72,8 @@ def test_cli_resume_of_a_finished_run_publishes_and_promotes(
     base_model_dir: Path,
 ) -> None:
     from adapters.from_settings import open_registry
+    from cli.main import main
     from lorag.settings import Settings
-    from service.cli import main
 
     settings = Settings(data_dir=tmp_path / "lorag", base_model=str(base_model_dir))
     open_registry(settings).create_tenant("shop")
@@ -100,8 +100,8 @@ def test_cli_refuses_to_publish_a_failed_gate(
     base_model_dir: Path,
 ) -> None:
     from adapters.from_settings import open_registry
+    from cli.main import main
     from lorag.settings import Settings
-    from service.cli import main
 
     settings = Settings(data_dir=tmp_path / "lorag", base_model=str(base_model_dir))
     monkeypatch.setenv("LORAG_DATA_DIR", str(settings.data_dir))
@@ -122,8 +122,8 @@ def test_other_limits_rejudge_the_saved_gate_without_running_the_model(
     base_model_dir: Path,
 ) -> None:
     from adapters.from_settings import open_registry
+    from cli.main import main
     from lorag.settings import Settings
-    from service.cli import main
     from train import pipeline
 
     def no_model(*_args: object, **_kwargs: object) -> None:

@@ -9,7 +9,7 @@ import pytest
 from adapters.errors import NotFound
 from adapters.sqlite_registry import SqliteRegistry
 from adapters.store import AdapterStore
-from service.cli import build_parser
+from cli.main import build_parser
 from train.errors import InvalidOption
 from train.publish import check_publish_options, publish_owner
 

@@ -56,7 +56,7 @@ def knowledge_env(
 def test_build_raft_cites_the_right_source_among_distractors(
     knowledge_env: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from service.cli import main
+    from cli.main import main
 
     qa, out = knowledge_env
     code = main(
@@ -92,7 +92,7 @@ def test_build_raft_cites_the_right_source_among_distractors(
 
 
 def test_build_raft_leaves_the_oracle_out_sometimes(knowledge_env: tuple[Path, Path]) -> None:
-    from service.cli import main
+    from cli.main import main
 
     qa, out = knowledge_env
     code = main(

@@ -4,7 +4,7 @@
     lorag train --resume RUN_DIR --name ADAPTER          continue a run (then gate, publish)
     lorag train build-raft QA.jsonl --tenant T --out FILE
 
-`register(subparsers)` adds the command to the root parser (`service.cli`); handlers take
+`register(commands)` adds the command to the root parser (`cli.main`); handlers take
 `(args, settings)` and return the exit code: 0 done, 1 the gate failed with `--no-publish`.
 Errors are `train.errors` exceptions (the root prints `error: <message>`, exit 2).
 """
@@ -14,12 +14,15 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lorag.settings import Settings
 from train.config import GateThresholds, TrainConfig, help_for
 from train.data_formats import FORMATS
 from train.errors import InvalidOption
+
+if TYPE_CHECKING:
+    from cli.arguments import Commands
 
 __all__ = ["register"]
 
@@ -47,9 +50,9 @@ _KNOBS: tuple[tuple[str, str, type], ...] = (
 )
 
 
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     """Add `train` (with its optional `build-raft` sub-command) to the root parser."""
-    parser = subparsers.add_parser(
+    parser = commands.add_parser(
         "train",
         help="train a LoRA adapter on your examples, gate it, publish it to the registry",
         description=(
@@ -159,8 +162,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.set_defaults(handler=_train)
 
-    commands = parser.add_subparsers(dest="train_command", metavar="COMMAND", required=False)
-    raft = commands.add_parser(
+    actions = parser.add_subparsers(dest="train_command", metavar="COMMAND", required=False)
+    raft = actions.add_parser(
         "build-raft",
         help="build RAFT training examples from the tenant's own knowledge base (question + "
         "retrieved chunks -> cited answer)",

@@ -1,49 +1,31 @@
-"""CLI commands of the knowledge base: `lorag ingest` and `lorag eval retrieval`.
+"""`lorag ingest`: feed files and folders into a tenant's knowledge base.
 
-`register(subparsers)` adds `ingest`; `register_eval(eval_subparsers)` adds `retrieval`
-under the root's `eval` command. Handlers take `(args, settings)` and return the exit code;
-the heavy imports (torch, sentence-transformers) happen only when a handler runs.
+`register(commands)` adds the command; its handler takes `(args, settings)` and returns the exit
+code. The heavy imports (torch, sentence-transformers) happen only when the handler runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-import tempfile
-from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from ingest.errors import InvalidInput, StoreLocked, TenantNotFound
+from cli.arguments import tenant_id
+from ingest.errors import StoreLocked, TenantNotFound
 from ingest.models import IngestReport
-from lorag.names import is_tenant_id
 
 if TYPE_CHECKING:
+    from cli.arguments import Commands
     from lorag.settings import Settings
 
-__all__ = [
-    "SHOWN_SKIPPED",
-    "check_tenant_exists",
-    "print_report",
-    "register",
-    "register_eval",
-    "run_eval_retrieval",
-    "run_ingest",
-]
+__all__ = ["SHOWN_SKIPPED", "check_tenant_exists", "print_report", "register", "run_ingest"]
 
 SHOWN_SKIPPED = 10
 
 
-def _tenant(value: str) -> str:
-    if not is_tenant_id(value):
-        raise argparse.ArgumentTypeError(
-            f"invalid tenant {value!r}: use lowercase letters, digits, '_' and '-' (max 64)"
-        )
-    return value
-
-
-def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def register(commands: Commands) -> None:
     """Add `lorag ingest`."""
-    parser = subparsers.add_parser(
+    parser = commands.add_parser(
         "ingest",
         help="ingest files and folders into a tenant's knowledge base",
         description=(
@@ -57,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.add_argument(
         "--tenant",
         required=True,
-        type=_tenant,
+        type=tenant_id,
         help="tenant whose knowledge base gets them (it must exist: lorag tenants create)",
     )
     parser.add_argument(
@@ -190,55 +172,3 @@ def print_report(report: IngestReport, out: TextIO | None = None) -> None:
             print(f"  {name}: {reason}", file=out)
         if len(report.skipped) > SHOWN_SKIPPED:
             print(f"  ... and {len(report.skipped) - SHOWN_SKIPPED} more", file=out)
-
-
-def register_eval(eval_subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `lorag eval retrieval` (under the root's `eval` command)."""
-    parser = eval_subparsers.add_parser(
-        "retrieval",
-        help="measure retrieval quality on a BEIR-layout dataset",
-        description=(
-            "Ingest DIR/corpus.jsonl into a throwaway knowledge base (a temporary folder, "
-            "with the configured embedding model and chunking), run DIR/queries.jsonl and "
-            "print recall@k, MRR@10 and nDCG@10 against DIR/qrels/<split>.tsv for dense, "
-            "sparse and hybrid search."
-        ),
-    )
-    parser.add_argument("dir", type=Path, metavar="DIR", help="folder in BEIR's layout")
-    parser.add_argument("--k", type=int, default=10, help="cutoff of recall@k (default 10)")
-    parser.add_argument(
-        "--tenant", type=_tenant, default="eval", help="tenant to ingest into (default eval)"
-    )
-    parser.add_argument("--split", default="test", help="qrels file name (default test)")
-    parser.add_argument(
-        "--use-store",
-        action="store_true",
-        help="ingest into the configured knowledge base (as --tenant) instead of a throwaway one",
-    )
-    parser.set_defaults(handler=run_eval_retrieval)
-
-
-def run_eval_retrieval(args: argparse.Namespace, settings: Settings) -> int:
-    from ingest.evaluation import evaluate, format_scores, load_beir
-    from ingest.knowledge import open_knowledge_base
-
-    if not 1 <= args.k <= 100:
-        raise InvalidInput("--k must be between 1 and 100", param="k")
-    dataset = load_beir(args.dir, split=args.split)
-    with tempfile.TemporaryDirectory(prefix="lorag-eval-") as tmp:
-        if not args.use_store:
-            settings = settings.model_copy(update={"data_dir": Path(tmp), "qdrant_url": None})
-        kb = open_knowledge_base(settings)
-        try:
-            report = kb.ingest_documents(args.tenant, dataset.corpus)
-            scores = evaluate(kb, args.tenant, dataset, k=args.k)
-        finally:
-            kb.close()
-    print(
-        f"retrieval on {args.dir}: {len(dataset.corpus)} documents ({report.chunks} chunks), "
-        f"{len(dataset.qrels)} queries, model {kb.embedder.name}"
-    )
-    for name, reason in report.failed:
-        print(f"  not ingested: {name}: {reason}")
-    print(format_scores(scores))
-    return 0

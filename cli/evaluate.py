@@ -1,0 +1,222 @@
+"""`lorag eval retrieval` (retrieval on a BEIR dataset) and `lorag eval answers` (a tenant's
+modes compared on a QA file through the running gateway; the report itself: `cli.mode_report`).
+
+Handlers take `(args, settings)` and return the exit code; the heavy imports (torch,
+sentence-transformers) happen only when a handler runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
+
+import httpx
+
+from cli import mode_report
+from cli.arguments import tenant_id
+from cli.mode_report import ModeSummary, Outcome, QAItem, chart, judge, read_qa, table
+from ingest.errors import InvalidInput
+from lorag.settings import Settings
+from service.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from cli.arguments import Commands
+
+__all__ = ["api_key_of", "register", "run"]
+
+
+def register(commands: Commands) -> None:
+    """Add `lorag eval` with its `retrieval` and `answers` commands."""
+    eval_parser = commands.add_parser("eval", help="measure retrieval and answer quality")
+    eval_commands = eval_parser.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
+    _register_retrieval(eval_commands)
+    _register_answers(eval_commands)
+
+
+def _register_retrieval(eval_commands: Commands) -> None:
+    parser = eval_commands.add_parser(
+        "retrieval",
+        help="measure retrieval quality on a BEIR-layout dataset",
+        description=(
+            "Ingest DIR/corpus.jsonl into a throwaway knowledge base (a temporary folder, "
+            "with the configured embedding model and chunking), run DIR/queries.jsonl and "
+            "print recall@k, MRR@10 and nDCG@10 against DIR/qrels/<split>.tsv for dense, "
+            "sparse and hybrid search."
+        ),
+    )
+    parser.add_argument("dir", type=Path, metavar="DIR", help="folder in BEIR's layout")
+    parser.add_argument("--k", type=int, default=10, help="cutoff of recall@k (default 10)")
+    parser.add_argument(
+        "--tenant", type=tenant_id, default="eval", help="tenant to ingest into (default eval)"
+    )
+    parser.add_argument("--split", default="test", help="qrels file name (default test)")
+    parser.add_argument(
+        "--use-store",
+        action="store_true",
+        help="ingest into the configured knowledge base (as --tenant) instead of a throwaway one",
+    )
+    parser.set_defaults(handler=_eval_retrieval)
+
+
+def _eval_retrieval(args: argparse.Namespace, settings: Settings) -> int:
+    from ingest.evaluation import evaluate, format_scores, load_beir
+    from ingest.knowledge import open_knowledge_base
+
+    if not 1 <= args.k <= 100:
+        raise InvalidInput("--k must be between 1 and 100", param="k")
+    dataset = load_beir(args.dir, split=args.split)
+    with tempfile.TemporaryDirectory(prefix="lorag-eval-") as tmp:
+        if not args.use_store:
+            settings = settings.model_copy(update={"data_dir": Path(tmp), "qdrant_url": None})
+        kb = open_knowledge_base(settings)
+        try:
+            report = kb.ingest_documents(args.tenant, dataset.corpus)
+            scores = evaluate(kb, args.tenant, dataset, k=args.k)
+        finally:
+            kb.close()
+    print(
+        f"retrieval on {args.dir}: {len(dataset.corpus)} documents ({report.chunks} chunks), "
+        f"{len(dataset.qrels)} queries, model {kb.embedder.name}"
+    )
+    for name, reason in report.failed:
+        print(f"  not ingested: {name}: {reason}")
+    print(format_scores(scores))
+    return 0
+
+
+def _register_answers(eval_commands: Commands) -> None:
+    parser = eval_commands.add_parser(
+        "answers",
+        help="compare a tenant's modes (base, rag, adapter, hybrid) on a QA file",
+        description=mode_report.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("qa", type=Path, help="QA JSONL: question, answer, doc_id (optional)")
+    parser.add_argument("--tenant", required=True, help="tenant whose modes are compared")
+    key = parser.add_mutually_exclusive_group(required=True)
+    key.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="that tenant's API key (lrg-...), or '-' to read it from standard input; a key "
+        "given here is visible to other local users (ps, /proc): prefer '-' or --api-key-file",
+    )
+    key.add_argument(
+        "--api-key-file", type=Path, metavar="PATH", help="read that tenant's API key from PATH"
+    )
+    parser.add_argument(
+        "--modes", default="base,rag,adapter,hybrid", help="comma-separated mode names"
+    )
+    parser.add_argument("--url", default=None, help="gateway URL (default: LORAG_HOST/PORT)")
+    parser.add_argument("--exact", action="store_true", help="also report exact match")
+    parser.add_argument("--max-tokens", type=int, default=64, help="answer length (default 64)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        metavar="N",
+        help="requests in flight at once (default 1: each latency is the mode's own; more is "
+        "faster, and every latency then includes waiting for the others)",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("lorag-report"), help="report.md, .png, answers.jsonl"
+    )
+    parser.set_defaults(handler=_eval_answers)
+
+
+def api_key_of(args: argparse.Namespace, stdin: TextIO | None = None) -> str:
+    """The tenant's key: `--api-key KEY`, `--api-key -` (first line of standard input) or
+    `--api-key-file PATH` (the file's text), without surrounding blanks."""
+    key: str
+    if args.api_key_file is not None:
+        try:
+            key = args.api_key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = getattr(exc, "strerror", None) or type(exc).__name__
+            raise InvalidRequest(
+                f"cannot read --api-key-file {args.api_key_file}: {reason}", param="api_key_file"
+            ) from None
+        source = "--api-key-file"
+    elif args.api_key == "-":
+        key = (stdin or sys.stdin).readline()
+        source = "standard input"
+    else:
+        key, source = args.api_key, "--api-key"
+    key = key.strip()
+    if not key:
+        raise InvalidRequest(f"the API key from {source} is empty", param="api_key")
+    return key
+
+
+def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
+    if args.concurrency < 1:
+        raise InvalidRequest("--concurrency must be at least 1", param="concurrency")
+    items = read_qa(args.qa)
+    api_key = api_key_of(args)
+    if settings.registry_path.exists():  # a local registry can tell whose key this is
+        from adapters.from_settings import open_registry
+
+        owner = open_registry(settings).tenant_for_key(api_key)
+        if owner is not None and owner.id != args.tenant:
+            raise InvalidRequest(f"the API key belongs to tenant {owner.id!r}, not {args.tenant!r}")
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    url = args.url or f"http://{settings.host}:{settings.port}"
+    summaries = run(url, api_key, items, modes, args.max_tokens, args.concurrency)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "answers.jsonl").open("w", encoding="utf-8") as handle:
+        for summary in summaries:
+            for outcome in summary.outcomes:
+                handle.write(json.dumps(outcome.__dict__) + "\n")
+                mark = "ok " if outcome.correct else "-- "
+                print(f"{mark}[{outcome.mode}] {outcome.question} -> {outcome.reply!r}")
+    report = table(summaries, args.exact)
+    header = f"# Mode report: tenant {args.tenant}, {len(items)} questions\n\n"
+    (args.out / "report.md").write_text(header + report + "\n", encoding="utf-8")
+    chart(summaries, args.out / "report.png")
+    print()
+    print(report)
+    print(f"\nwrote {args.out / 'report.md'}, {args.out / 'report.png'}")
+    return 0
+
+
+def run(
+    url: str,
+    api_key: str,
+    items: list[QAItem],
+    modes: list[str],
+    max_tokens: int,
+    concurrency: int = 1,
+) -> list[ModeSummary]:
+    """Every question through every mode; `concurrency` requests in flight at once (the
+    engine batches them: faster, but each latency then includes the others' share)."""
+    summaries = [ModeSummary(mode) for mode in modes]
+    headers = {"authorization": f"Bearer {api_key}"}
+    with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+
+        def ask(job: tuple[QAItem, str]) -> Outcome:
+            item, mode = job
+            body = {
+                "model": mode,
+                "messages": [{"role": "user", "content": item.question}],
+                "temperature": 0,
+                "max_tokens": max_tokens,
+            }
+            started = time.perf_counter()
+            answer = client.post("/v1/chat/completions", json=body)
+            seconds = time.perf_counter() - started
+            if answer.status_code != 200:
+                raise InvalidRequest(
+                    f"mode {mode!r}: HTTP {answer.status_code}: {answer.text[:300]}"
+                )
+            return judge(mode, item, answer.json(), seconds)
+
+        jobs = [(item, mode) for item in items for mode in modes]
+        with ThreadPoolExecutor(concurrency) as pool:
+            for outcome in pool.map(ask, jobs):
+                summaries[modes.index(outcome.mode)].outcomes.append(outcome)
+    return summaries

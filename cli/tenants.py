@@ -1,0 +1,237 @@
+"""`lorag tenants ...`: tenants, their API keys and their modes.
+
+Every leaf command sets `handler(args, settings) -> exit code`. Errors are raised as
+`adapters.errors` / `ingest.errors` exceptions: `cli.main` prints `error: <message>` and exits
+2 for client errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import TYPE_CHECKING
+
+from adapters.from_settings import open_registry
+from adapters.models import Mode
+from cli.arguments import json_object
+from cli.output import print_fields, print_json, print_table
+from lorag.settings import Settings
+
+if TYPE_CHECKING:
+    from cli.arguments import Commands
+
+__all__ = ["register"]
+
+
+def register(commands: Commands) -> None:
+    """Add `lorag tenants` and its commands."""
+    group = commands.add_parser(
+        "tenants",
+        help="create tenants, manage their API keys and modes",
+        description="Tenants, their API keys (shown once) and their modes (named choices of "
+        "adapter version or the base model).",
+    )
+    actions = group.add_subparsers(dest="tenants_command", required=True, metavar="COMMAND")
+
+    cmd = actions.add_parser("create", help="create a tenant and print its API key once")
+    cmd.add_argument("tenant", metavar="ID", help="tenant id (a-z 0-9 _ -)")
+    cmd.add_argument("--name", default="", help="display name")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(handler=_create_tenant)
+
+    cmd = actions.add_parser("list", help="list tenants")
+    cmd.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    cmd.set_defaults(handler=_list_tenants)
+
+    cmd = actions.add_parser("show", help="show a tenant and its modes")
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(handler=_show_tenant)
+
+    cmd = actions.add_parser(
+        "set-mode",
+        help="create or repoint a tenant's mode",
+        description="Point MODE of tenant ID at TARGET: 'base', NAME@vN, or NAME (its latest "
+        "version now; the mode does not follow later versions).",
+    )
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.add_argument("mode", metavar="MODE", help="mode name (a-z 0-9 _ . -)")
+    cmd.add_argument("target", metavar="TARGET", help="'base', NAME@vN or NAME")
+    default = cmd.add_mutually_exclusive_group()
+    default.add_argument(
+        "--default",
+        dest="default",
+        action="store_const",
+        const=True,
+        help="make it the tenant's default mode (a first mode is the default anyway)",
+    )
+    default.add_argument(
+        "--no-default",
+        dest="default",
+        action="store_const",
+        const=False,
+        help="make it not the default (the tenant then has no default mode)",
+    )
+    cmd.add_argument(
+        "--retrieval", type=json_object, help="JSON object of retrieval settings for the mode"
+    )
+    cmd.set_defaults(handler=_set_mode, default=None)
+
+    cmd = actions.add_parser("remove-mode", help="remove a tenant's mode")
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.add_argument("mode", metavar="MODE", help="mode name")
+    cmd.set_defaults(handler=_remove_mode)
+
+    cmd = actions.add_parser(
+        "rotate-key", help="give a tenant a new API key (the old one stops working)"
+    )
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.set_defaults(handler=_rotate_key)
+
+    cmd = actions.add_parser(
+        "delete",
+        help="delete a tenant, its key, modes and knowledge base (refused while it owns adapters)",
+    )
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.set_defaults(handler=_delete_tenant)
+
+
+def _create_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    tenant, api_key = open_registry(settings).create_tenant(args.tenant, args.name)
+    if args.json:
+        print_json({"tenant": tenant.to_dict(), "api_key": api_key})
+        return 0
+    print(f"created tenant {tenant.id}")
+    print(f"API key: {api_key}")
+    print("Store this key now: it will not be shown again.")
+    return 0
+
+
+def _list_tenants(args: argparse.Namespace, settings: Settings) -> int:
+    registry = open_registry(settings)
+    tenants = registry.list_tenants()
+    modes = {t.id: registry.list_modes(t.id) for t in tenants}
+    if args.json:
+        print_json([t.to_dict() for t in tenants])
+        return 0
+    print_table(
+        ("TENANT", "NAME", "MODES", "DEFAULT", "CREATED"),
+        [
+            (
+                t.id,
+                t.display_name or "-",
+                len(modes[t.id]),
+                next((m.name for m in modes[t.id] if m.is_default), "-"),
+                t.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+            for t in tenants
+        ],
+        empty="no tenants",
+    )
+    return 0
+
+
+def _show_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    registry = open_registry(settings)
+    tenant = registry.get_tenant(args.tenant)
+    modes = registry.list_modes(args.tenant)
+    if args.json:
+        print_json({**tenant.to_dict(), "modes": [m.to_dict() for m in modes]})
+        return 0
+    print_fields(
+        [
+            ("tenant", tenant.id),
+            ("name", tenant.display_name or "-"),
+            ("created", tenant.created_at.isoformat(timespec="seconds")),
+        ]
+    )
+    print()
+    print_table(
+        ("MODE", "TARGET", "DEFAULT", "RETRIEVAL"),
+        [_mode_cells(m) for m in modes],
+        empty="no modes: requests use the base model",
+    )
+    return 0
+
+
+def _set_mode(args: argparse.Namespace, settings: Settings) -> int:
+    from lorag.retrieval_policy import normalized
+
+    mode = open_registry(settings).set_mode(
+        args.tenant,
+        args.mode,
+        args.target,
+        retrieval=normalized(args.retrieval),
+        default=args.default,
+    )
+    default = " (default)" if mode.is_default else ""
+    print(f"{mode.qualified_name} -> {mode.target}{default}")
+    return 0
+
+
+def _remove_mode(args: argparse.Namespace, settings: Settings) -> int:
+    open_registry(settings).remove_mode(args.tenant, args.mode)
+    print(f"removed mode {args.tenant}:{args.mode}")
+    return 0
+
+
+def _rotate_key(args: argparse.Namespace, settings: Settings) -> int:
+    api_key = open_registry(settings).rotate_key(args.tenant)
+    print(f"new API key for {args.tenant}: {api_key}")
+    print("The old key no longer works. Store this one now: it will not be shown again.")
+    return 0
+
+
+def _delete_tenant(args: argparse.Namespace, settings: Settings) -> int:
+    """Delete the tenant, then purge its knowledge (documents, chunks, ingest jobs) so that a
+    tenant created later with the same id starts empty. While a running server holds the
+    knowledge base, the server is asked to do both (it needs LORAG_ADMIN_KEY)."""
+    from ingest.errors import StoreLocked
+    from ingest.jobs import remove_job_records
+    from ingest.knowledge import JOBS_FOLDER, open_existing_knowledge_base
+
+    registry = open_registry(settings)
+    registry.get_tenant(args.tenant)  # NotFound before anything is opened
+    try:
+        knowledge = open_existing_knowledge_base(settings)
+    except StoreLocked as locked:
+        return _delete_tenant_through_server(args.tenant, settings, locked)
+    try:
+        registry.delete_tenant(args.tenant)
+        if knowledge is not None:
+            chunks = knowledge.purge_tenant(args.tenant)
+        else:
+            chunks = 0
+            remove_job_records(settings.knowledge_dir / JOBS_FOLDER, args.tenant)
+    finally:
+        if knowledge is not None:
+            knowledge.close()
+    if chunks:
+        print(f"deleted {chunks} knowledge-base chunks of {args.tenant}")
+    print(f"deleted tenant {args.tenant}")
+    return 0
+
+
+def _delete_tenant_through_server(tenant: str, settings: Settings, locked: Exception) -> int:
+    from ingest.errors import StoreLocked
+    from ingest.forward import forward_tenant_delete, server_url
+
+    if settings.admin_key is None:
+        raise StoreLocked(
+            f"{getattr(locked, 'message', locked)}\nIf a lorag server holds it, set "
+            "LORAG_ADMIN_KEY (the server's admin key) and the CLI asks the server to delete "
+            "the tenant and its knowledge."
+        )
+    url = server_url(settings.host, settings.port)
+    print(f"the knowledge base is held by the server at {url}: asking it", file=sys.stderr)
+    answer = forward_tenant_delete(url, settings.admin_key.get_secret_value(), tenant)
+    if answer.get("chunks_deleted"):
+        print(f"deleted {answer['chunks_deleted']} knowledge-base chunks of {tenant}")
+    print(f"deleted tenant {tenant}")
+    return 0
+
+
+def _mode_cells(m: Mode) -> tuple[str, str, str, str]:
+    retrieval = json.dumps(m.retrieval, sort_keys=True) if m.retrieval else "-"
+    return m.name, m.target, "yes" if m.is_default else "", retrieval
