@@ -11,7 +11,7 @@ from typing import Any
 
 from adapters.models import AdapterVersion, Mode
 from adapters.registry import Registry
-from service.auth import Caller
+from service.caller import Caller
 from service.errors import NotFound
 
 __all__ = ["Router", "Target"]

@@ -29,8 +29,8 @@ import aiohttp
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from lorag.retrieval_policy import RetrievalSettings, mode_settings, narrowed
-from service.auth import Caller
 from service.cache_salt import CacheSalts
+from service.caller import Caller
 from service.engine import Engine
 from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_envelope
 from service.lora import LoraManager

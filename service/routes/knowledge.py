@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -24,7 +24,11 @@ from service.auth import require_admin, require_tenant
 from service.errors import InvalidRequest, envelope
 from service.executors import PoolKind
 from service.protocol.knowledge import DocumentIn, IngestRequest, SearchRequest
+from service.state import app_state
 from service.validation import parse_body
+
+if TYPE_CHECKING:
+    from ingest.knowledge import KnowledgeBase
 
 __all__ = ["router"]
 
@@ -36,8 +40,8 @@ RETRY_AFTER_S = "5"
 _T = TypeVar("_T")
 
 
-async def _knowledge(request: Request) -> Any:
-    return await request.app.state.lorag.knowledge()
+async def _knowledge(request: Request) -> KnowledgeBase:
+    return await app_state(request).knowledge()
 
 
 async def _off_loop(
@@ -45,7 +49,7 @@ async def _off_loop(
 ) -> _T:
     """A blocking call on the `kind` worker threads: searches on the retrieval pool, so
     that no burst of uploads or deletes (the knowledge pool) holds them up."""
-    return await request.app.state.lorag.executors.run(kind, call, *args, **kwargs)
+    return await app_state(request).executors.run(kind, call, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +168,7 @@ async def search(
 
 @router.post("/admin/knowledge/{tenant_id}/documents", dependencies=[Depends(require_admin)])
 async def admin_ingest(tenant_id: str, request: Request) -> JSONResponse:
-    await _off_loop(request, "registry", request.app.state.lorag.registry.get_tenant, tenant_id)
+    await _off_loop(request, "registry", app_state(request).registry.get_tenant, tenant_id)
     return await _submit(request, tenant_id)
 
 
