@@ -32,7 +32,7 @@ from service.routes import admin, health, knowledge, openai
 from service.routing import Router
 from service.state import AppState
 from service.upstream import Upstream
-from service.wiring import open_registry
+from service.wiring import open_knowledge, open_registry
 
 __all__ = ["AppState", "build_app", "build_state"]
 
@@ -64,6 +64,7 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
         lora=lora,
         metrics=metrics,
         executors=executors,
+        open_knowledge=open_knowledge,
     )
     retriever = Retriever(
         state.knowledge,

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -28,7 +29,7 @@ from service.lora import LoraManager
 from service.metrics import Metrics
 from service.routing import Router
 from service.upstream import Upstream
-from service.wiring import base_model_info, open_knowledge
+from service.wiring import base_model_info
 
 if TYPE_CHECKING:
     from ingest.knowledge import KnowledgeBase
@@ -48,6 +49,7 @@ class AppState:
     lora: LoraManager
     metrics: Metrics
     executors: Executors
+    open_knowledge: Callable[[Settings], KnowledgeBase]
     completions: CompletionsHandler = field(init=False)
     _knowledge: asyncio.Task[KnowledgeBase] | None = field(default=None, repr=False)
     _tokenizer: Tokenizer | None = field(default=None, repr=False)
@@ -67,7 +69,7 @@ class AppState:
     def open_knowledge_soon(self) -> None:
         """Open the knowledge base in the background (it loads the embedding model)."""
         if self._knowledge is None:
-            opening = self.executors.run("knowledge", open_knowledge, self.settings)
+            opening = self.executors.run("knowledge", self.open_knowledge, self.settings)
             self._knowledge = asyncio.create_task(opening)
 
     async def knowledge(self) -> KnowledgeBase:
