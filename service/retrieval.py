@@ -134,7 +134,7 @@ class Retriever:
     async def search(self, tenant: str, query: str, settings: RetrievalSettings) -> list[Hit]:
         knowledge = await self.knowledge()
         try:
-            return await self.off_loop(
+            hits: list[Hit] = await self.off_loop(
                 knowledge.search,
                 tenant,
                 query,
@@ -145,6 +145,7 @@ class Retriever:
             )
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"the knowledge base does not answer: {exc}") from exc
+        return hits
 
     async def augment(
         self,
