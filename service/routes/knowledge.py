@@ -129,19 +129,23 @@ async def ingest(request: Request, tenant: Tenant = Depends(require_tenant)) -> 
 
 
 @router.get("/v1/knowledge/jobs/{job_id}")
-async def job(job_id: str, request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+async def job(
+    job_id: str, request: Request, tenant: Tenant = Depends(require_tenant)
+) -> dict[str, Any]:
     return (await _knowledge(request)).jobs.get(tenant.id, job_id).to_dict()
 
 
 @router.get("/v1/knowledge/documents")
-async def documents(request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+async def documents(request: Request, tenant: Tenant = Depends(require_tenant)) -> dict[str, Any]:
     knowledge = await _knowledge(request)
     found = await _off_loop(request, "knowledge", knowledge.list_documents, tenant.id)
     return {"object": "list", "data": [doc.to_dict() for doc in found]}
 
 
 @router.delete("/v1/knowledge/documents/{doc_id:path}")
-async def delete(doc_id: str, request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+async def delete(
+    doc_id: str, request: Request, tenant: Tenant = Depends(require_tenant)
+) -> dict[str, Any]:
     knowledge = await _knowledge(request)
     await _off_loop(request, "knowledge", knowledge.delete_document, tenant.id, doc_id)
     return {"deleted": doc_id}
@@ -150,7 +154,7 @@ async def delete(doc_id: str, request: Request, tenant: Tenant = Depends(require
 @router.post("/v1/knowledge/search")
 async def search(
     body: SearchRequest, request: Request, tenant: Tenant = Depends(require_tenant)
-) -> Any:
+) -> dict[str, Any]:
     knowledge = await _knowledge(request)
     hits = await _off_loop(
         request,
@@ -173,5 +177,5 @@ async def admin_ingest(tenant_id: str, request: Request) -> JSONResponse:
 
 
 @router.get("/admin/knowledge/{tenant_id}/jobs/{job_id}", dependencies=[Depends(require_admin)])
-async def admin_job(tenant_id: str, job_id: str, request: Request) -> Any:
+async def admin_job(tenant_id: str, job_id: str, request: Request) -> dict[str, Any]:
     return (await _knowledge(request)).jobs.get(tenant_id, job_id).to_dict()
