@@ -7,26 +7,20 @@ shut down with the app's lifespan.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import functools
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from adapters.registry import Registry
-from ingest.errors import StoreFull, StoreLocked
-from lorag.base_model import BaseModelInfo, resolve_base_model, served_model_name
+from lorag.base_model import served_model_name
 from lorag.errors import LoragError
 from lorag.settings import Settings
 from service.engine import Engine, build_engine
-from service.errors import StoreUnavailable, envelope, to_envelope
+from service.errors import envelope, to_envelope
 from service.executors import Executors
 from service.handlers.completions import CompletionsHandler
 from service.lora import LoraManager
@@ -36,76 +30,13 @@ from service.request_limits import RequestLimitMiddleware
 from service.retrieval import Retriever
 from service.routes import admin, health, knowledge, openai
 from service.routing import Router
+from service.state import AppState
 from service.upstream import Upstream
-from service.wiring import (
-    base_model_info,
-    open_knowledge,
-    open_registry,
-)
+from service.wiring import open_knowledge, open_registry
 
 __all__ = ["AppState", "build_app", "build_state"]
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class AppState:
-    settings: Settings
-    engine: Engine
-    upstream: Upstream
-    registry: Registry
-    router: Router
-    lora: LoraManager
-    metrics: Metrics
-    executors: Executors
-    completions: CompletionsHandler = field(init=False)
-    _knowledge: asyncio.Task[Any] | None = field(default=None, repr=False)
-    _tokenizer: Any = field(default=None, repr=False)
-
-    @functools.cached_property
-    def base_info(self) -> BaseModelInfo:
-        return base_model_info(self.settings)
-
-    def tokenizer(self) -> Any:
-        """The served model's tokenizer (for prompt budgets), loaded on first use."""
-        if self._tokenizer is None:
-            from transformers import AutoTokenizer
-
-            self._tokenizer = AutoTokenizer.from_pretrained(resolve_base_model(self.settings))
-        return self._tokenizer
-
-    def open_knowledge_soon(self) -> None:
-        """Open the knowledge base in the background (it loads the embedding model)."""
-        if self._knowledge is None:
-            opening = self.executors.run("knowledge", open_knowledge, self.settings)
-            self._knowledge = asyncio.create_task(opening)
-
-    async def knowledge(self) -> Any:
-        """The knowledge base; `StoreUnavailable` (503) while it cannot be opened."""
-        self.open_knowledge_soon()
-        assert self._knowledge is not None
-        try:
-            return await asyncio.shield(self._knowledge)
-        except Exception as exc:
-            self._knowledge = None  # the next request tries again
-            # the cause names the server's folders: it goes to the operator's log, not callers
-            log.warning("knowledge base unavailable: %s", getattr(exc, "message", None) or exc)
-            if isinstance(exc, StoreLocked):
-                reason = "it is held by another process"
-            elif isinstance(exc, StoreFull):
-                reason = "its disk is full"
-            else:
-                reason = "it could not be opened"
-            raise StoreUnavailable(
-                f"the knowledge base is unavailable ({reason}); retry shortly"
-            ) from exc
-
-    async def close_knowledge(self) -> None:
-        task, self._knowledge = self._knowledge, None
-        if task is None:
-            return
-        with contextlib.suppress(Exception):
-            (await task).close()
 
 
 def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
@@ -124,7 +55,17 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
             "registry": settings.registry_threads,
         }
     )
-    state = AppState(settings, engine, upstream, registry, router, lora, metrics, executors)
+    state = AppState(
+        settings=settings,
+        engine=engine,
+        upstream=upstream,
+        registry=registry,
+        router=router,
+        lora=lora,
+        metrics=metrics,
+        executors=executors,
+        open_knowledge=open_knowledge,
+    )
     retriever = Retriever(
         state.knowledge,
         state.tokenizer,

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
 
 from fastapi import Request
 
 from adapters.models import Tenant
+from service.caller import Caller
 from service.errors import Forbidden, Unauthorized
+from service.state import app_state
 
 __all__ = [
     "TENANT_KEY_PREFIX",
@@ -33,15 +34,6 @@ __all__ = [
 TENANT_KEY_PREFIX = "lrg-"
 
 
-@dataclass(frozen=True)
-class Caller:
-    tenant: Tenant | None
-
-    @property
-    def tenant_id(self) -> str | None:
-        return self.tenant.id if self.tenant else None
-
-
 def bearer_token(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -51,7 +43,7 @@ def bearer_token(request: Request) -> str | None:
 
 
 async def get_caller(request: Request) -> Caller:
-    state = request.app.state.lorag
+    state = app_state(request)
     token = bearer_token(request)
     if token and token.startswith(TENANT_KEY_PREFIX):
         tenant = state.registry.tenant_for_key(token)
@@ -72,7 +64,7 @@ async def require_tenant(request: Request) -> Tenant:
 
 def _configured_admin_key(request: Request) -> str | None:
     """The admin key, or None when the admin API is off (`Settings` turns blank into None)."""
-    configured = request.app.state.lorag.settings.admin_key
+    configured = app_state(request).settings.admin_key
     key = configured.get_secret_value() if configured is not None else ""
     return key or None
 
@@ -100,5 +92,5 @@ async def require_admin(request: Request) -> None:
 async def require_admin_if_keys_required(request: Request) -> None:
     """With `LORAG_REQUIRE_API_KEY=true` the service is closed to anonymous callers: operator
     endpoints outside `/admin` (`/metrics`) then need the admin key too."""
-    if request.app.state.lorag.settings.require_api_key:
+    if app_state(request).settings.require_api_key:
         await require_admin(request)

@@ -14,8 +14,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.knowledge import MAX_QUERY_CHARS
-from lorag.prompting import Assembled, cited_numbers, with_context
+from ingest.knowledge import MAX_QUERY_CHARS, KnowledgeBase
+from ingest.models import Hit
+from lorag.prompting import Assembled, Tokenizer, cited_numbers, with_context
 from lorag.retrieval_policy import RetrievalSettings
 from service.errors import InvalidRequest, StoreUnavailable
 from service.protocol.retrieval import Citation, RetrievalReport
@@ -53,7 +54,7 @@ def search_query(text: str, limit: int = MAX_QUERY_CHARS) -> str:
     return f"{head} {tail}"
 
 
-def _dedupe(hits: list[Any]) -> list[Any]:
+def _dedupe(hits: list[Hit]) -> list[Hit]:
     seen: set[tuple[str, int]] = set()
     texts: set[str] = set()
     unique = []
@@ -76,7 +77,7 @@ class Augmented:
     settings: RetrievalSettings
     query: str
     status: str
-    kept: list[Any]
+    kept: list[Hit]
     dropped: int = 0
     stages: int = 1
     draft: str | None = None
@@ -120,8 +121,8 @@ class Retriever:
 
     def __init__(
         self,
-        knowledge: Callable[[], Awaitable[Any]],
-        tokenizer: Callable[[], Any],
+        knowledge: Callable[[], Awaitable[KnowledgeBase]],
+        tokenizer: Callable[[], Tokenizer],
         max_model_len: int,
         off_loop: Callable[..., Awaitable[Any]] = asyncio.to_thread,
     ):
@@ -130,10 +131,10 @@ class Retriever:
         self.max_model_len = max_model_len
         self.off_loop = off_loop
 
-    async def search(self, tenant: str, query: str, settings: RetrievalSettings) -> list[Any]:
+    async def search(self, tenant: str, query: str, settings: RetrievalSettings) -> list[Hit]:
         knowledge = await self.knowledge()
         try:
-            return await self.off_loop(
+            hits: list[Hit] = await self.off_loop(
                 knowledge.search,
                 tenant,
                 query,
@@ -144,6 +145,7 @@ class Retriever:
             )
         except (ConnectionError, OSError, TimeoutError) as exc:
             raise StoreUnavailable(f"the knowledge base does not answer: {exc}") from exc
+        return hits
 
     async def augment(
         self,
@@ -153,7 +155,7 @@ class Retriever:
         max_tokens: int | None,
         *,
         extra_query: str = "",
-        previous: list[Any] | None = None,
+        previous: list[Hit] | None = None,
     ) -> Augmented:
         query = query_of(messages)
         search_text = search_query(f"{query} {extra_query}")  # the search refuses long ones
@@ -163,11 +165,18 @@ class Retriever:
             if settings.on_store_error == "fail":
                 raise
             return Augmented(
-                messages, settings, query, "store_unavailable", [], message=exc.message
+                messages=messages,
+                settings=settings,
+                query=query,
+                status="store_unavailable",
+                kept=[],
+                message=exc.message,
             )
         hits = _dedupe([*(previous or []), *hits])[: settings.top_k]
         if not hits:
-            return Augmented(messages, settings, query, "no_results", [])
+            return Augmented(
+                messages=messages, settings=settings, query=query, status="no_results", kept=[]
+            )
         reserve = max_tokens or settings.reserve_tokens
         tokenizer = await self.off_loop(self.tokenizer)
         assembled: Assembled = await self.off_loop(
@@ -182,5 +191,10 @@ class Retriever:
             )
         )
         return Augmented(
-            assembled.messages, settings, query, "ok", assembled.kept, assembled.dropped
+            messages=assembled.messages,
+            settings=settings,
+            query=query,
+            status="ok",
+            kept=assembled.kept,  # the hits given, in prompt order
+            dropped=assembled.dropped,
         )

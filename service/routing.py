@@ -6,12 +6,12 @@ mode. A mode of another tenant is a 404 exactly like one that does not exist.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from adapters.models import AdapterVersion, Mode
 from adapters.registry import Registry
-from service.auth import Caller
+from lorag.retrieval_policy import RetrievalSettings, mode_settings
+from service.caller import Caller
 from service.errors import NotFound
 
 __all__ = ["Router", "Target"]
@@ -22,11 +22,11 @@ class Target:
     requested: str
     mode: Mode | None = None
     adapter: AdapterVersion | None = None
-    retrieval: dict[str, Any] = field(default_factory=dict)
+    retrieval: RetrievalSettings | None = None  # None: the mode retrieves nothing
 
     @property
     def kind(self) -> str:
-        rag = bool(self.retrieval.get("enabled"))
+        rag = self.retrieval is not None
         if self.adapter is None:
             return "rag" if rag else "base"
         return "hybrid" if rag else "adapter"
@@ -55,7 +55,9 @@ class Router:
         adapter = None
         if mode.adapter is not None:
             adapter = self.registry.get_version(mode.adapter, mode.version)
-        return Target(requested=model, mode=mode, adapter=adapter, retrieval=mode.retrieval or {})
+        # the mode's stored JSON, validated (a bad one is a 400 naming the setting)
+        retrieval = mode_settings(mode.retrieval)
+        return Target(requested=model, mode=mode, adapter=adapter, retrieval=retrieval)
 
     def list_models(self, caller: Caller) -> list[tuple[str, Mode | None]]:
         if caller.tenant is None:

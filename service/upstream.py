@@ -124,7 +124,8 @@ class Upstream:
     async def post_json(
         self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> dict[str, Any]:
-        return json.loads(await self.post(url, body, headers))
+        answer: dict[str, Any] = json.loads(await self.post(url, body, headers))
+        return answer
 
     async def post(
         self, url: str, body: dict[str, Any], headers: dict[str, str] | None = None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from adapters.from_settings import base_model_info, open_registry
 from lorag.settings import Settings
 
+if TYPE_CHECKING:
+    from ingest.knowledge import KnowledgeBase
+
 __all__ = ["base_model_info", "open_knowledge", "open_registry"]
 
 
-def open_knowledge(settings: Settings) -> Any:
+def open_knowledge(settings: Settings) -> KnowledgeBase:
     from ingest.knowledge import open_knowledge_base
 
     return open_knowledge_base(settings)

@@ -22,7 +22,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, TypedDict
 
 from train.config import GateThresholds
 from train.examples import Example
@@ -31,8 +31,13 @@ from train.prompt_sets import PromptItem
 
 __all__ = [
     "BaseAnswerFn",
+    "ControlReport",
+    "ControlSample",
     "GateReport",
     "GateThresholds",
+    "HeldOutReport",
+    "HeldOutSample",
+    "ShortAnswers",
     "direct_base_answers",
     "gate_failures",
     "normalize_answer",
@@ -40,12 +45,61 @@ __all__ = [
 ]
 
 
+class ShortAnswers(TypedDict):
+    """Held-out answers of a few words: how often each model's answer holds the reference."""
+
+    count: int
+    base_contained: float
+    adapter_contained: float
+    base_exact: float
+    adapter_exact: float
+
+
+class HeldOutSample(TypedDict):
+    prompt: str
+    reference: str
+    base: str
+    adapter: str
+
+
+class HeldOutReport(TypedDict, total=False):
+    """The held-out check (only `examples`, 0, when there were no held-out examples)."""
+
+    examples: int
+    base_loss: float | None
+    adapter_loss: float | None
+    short_answers: ShortAnswers
+    samples: list[HeldOutSample]
+
+
+class ControlSample(TypedDict):
+    prompt: str
+    expect: list[str]
+    base: str
+    adapter: str
+
+
+class ControlReport(TypedDict):
+    """The control check: the base's own answers and keywords, with the adapter on."""
+
+    prompts: int
+    keywords_checked: int
+    keywords_lost: list[str]
+    base_nll: float | None
+    adapter_nll: float | None
+    nll_rise: float
+    samples: list[ControlSample]
+
+
 @dataclass
 class GateReport:
+    """The gate's verdict and measurements; the sections are plain JSON objects (TypedDicts),
+    as stored in a run's `gate.json` and the registry."""
+
     passed: bool
     failures: list[str]
-    held_out: dict[str, Any]
-    control: dict[str, Any]
+    held_out: HeldOutReport
+    control: ControlReport
     thresholds: dict[str, Any]
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -127,12 +181,12 @@ def _held_out(
     thresholds: GateThresholds,
     common: dict[str, Any],
     base_answers: BaseAnswerFn,
-) -> dict[str, Any]:
+) -> HeldOutReport:
     conversations = [example.messages for example in validation]
     adapter_loss = _mean_nll(answer_nll(model, tokenizer, conversations, **common))
     with model.disable_adapter():
         base_loss = _mean_nll(answer_nll(model, tokenizer, conversations, **common))
-    report: dict[str, Any] = {
+    report: HeldOutReport = {
         "examples": len(validation),
         "base_loss": base_loss,
         "adapter_loss": adapter_loss,
@@ -185,7 +239,7 @@ def _control(
     common: dict[str, Any],
     max_new_tokens: int,
     base_answers: BaseAnswerFn,
-) -> dict[str, Any]:
+) -> ControlReport:
     prompts = [item.messages for item in control]
     adapter_answers = _adapter_answers(model, tokenizer, prompts, max_new_tokens, "control")
     base_outputs = base_answers("control", prompts, max_new_tokens)
@@ -266,7 +320,7 @@ def run_gate(
 
 
 def gate_failures(
-    held_out: dict[str, Any], control: dict[str, Any], thresholds: GateThresholds
+    held_out: HeldOutReport, control: ControlReport, thresholds: GateThresholds
 ) -> list[str]:
     """What fails the gate: the measurements of `run_gate` against `thresholds`."""
     failures = []

@@ -17,20 +17,19 @@ OpenAI's shape, then the stream ends).
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiohttp
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from lorag.retrieval_policy import RetrievalSettings, mode_settings, narrowed
-from service.auth import Caller
+from lorag.retrieval_policy import RetrievalSettings, narrowed
 from service.cache_salt import CacheSalts
+from service.caller import Caller
 from service.engine import Engine
 from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_envelope
 from service.lora import LoraManager
@@ -55,6 +54,7 @@ _DONE = b"data: [DONE]"
 _DRAFT_TOKENS = 128
 CLIENT_CLOSED = 499
 """The status recorded for a request whose client went away before its answer (nginx's)."""
+_R = TypeVar("_R")
 
 
 @dataclass
@@ -101,9 +101,16 @@ class CompletionsHandler:
         wants_usage = bool(request.stream_options and request.stream_options.include_usage)
         if request.stream:
             body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
-        prepared = Prepared(endpoint, target, body, request.stream, wants_usage, started)
+        prepared = Prepared(
+            endpoint=endpoint,
+            target=target,
+            body=body,
+            stream=request.stream,
+            client_wants_usage=wants_usage,
+            started=started,
+        )
         override = request.lorag.retrieval if request.lorag else None
-        settings = mode_settings(target.retrieval)
+        settings = target.retrieval
         if settings is not None or override is not None:
             if settings is None:
                 raise InvalidRequest("this mode has no retrieval", param="lorag.retrieval")
@@ -137,10 +144,15 @@ class CompletionsHandler:
             draft_body.pop("stream_options", None)
             draft_body.pop("max_completion_tokens", None)
             draft_request = Prepared(
-                "chat", prepared.target, draft_body, False, False, prepared.started
+                endpoint="chat",
+                target=prepared.target,
+                body=draft_body,
+                stream=False,
+                client_wants_usage=False,
+                started=prepared.started,
             )
-            result, release = await self._with_engine(draft_request, request_id, self._post)
-            release()
+            async with self._destination(draft_request, request_id) as destination:
+                result = await destination.post_json()
             draft = result["choices"][0]["message"].get("content") or ""
             augmented = await self.retriever.augment(
                 tenant,
@@ -157,8 +169,8 @@ class CompletionsHandler:
 
     # --- non-streaming ------------------------------------------------------------------
     async def _complete(self, prepared: Prepared, request_id: str) -> JSONResponse:
-        result, release = await self._with_engine(prepared, request_id, self._post)
-        release()
+        async with self._destination(prepared, request_id) as destination:
+            result = await destination.post_json()
         result["model"] = prepared.target.requested
         if prepared.augmented is not None:
             choices = result.get("choices") or [{}]
@@ -168,35 +180,24 @@ class CompletionsHandler:
         self._observe(prepared, 200)
         return JSONResponse(result)
 
-    async def _post(self, url: str, body: dict[str, Any], headers: dict[str, str]) -> Any:
-        return await self.upstream.post_json(url + _PATHS[body.pop("_endpoint")], body, headers)
-
     # --- streaming ----------------------------------------------------------------------
     async def _stream(self, prepared: Prepared, request_id: str) -> StreamingResponse:
-        opened, release = await self._with_engine(prepared, request_id, self._open)
-        upstream, served_name, url = opened
-        events = self._relay(prepared, upstream, served_name, url, release)
+        destination = self._destination(prepared, request_id)
+        upstream = await destination.open_stream()  # on failure, nothing is held
+        events = self._relay(prepared, upstream, destination)  # it releases the adapter
         return StreamingResponse(
             events,
             media_type="text/event-stream",
             headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
         )
 
-    async def _open(
-        self, url: str, body: dict[str, Any], headers: dict[str, str]
-    ) -> tuple[aiohttp.ClientResponse, str, str]:
-        path = _PATHS[body.pop("_endpoint")]
-        return await self.upstream.open_stream(url + path, body, headers), body["model"], url
-
     async def _relay(
         self,
         prepared: Prepared,
         upstream: aiohttp.ClientResponse,
-        served_name: str,
-        url: str,
-        release: Callable[[], None],
+        destination: _Destination,
     ) -> AsyncIterator[bytes]:
-        old = f'"model":"{served_name}"'.encode()
+        old = f'"model":"{destination.model}"'.encode()
         new = f'"model":{json.dumps(prepared.target.requested)}'.encode()
         first = True
         status = 200
@@ -223,13 +224,13 @@ class CompletionsHandler:
         except ServerError as exc:
             status = exc.status
             if isinstance(exc, EngineUnavailable):
-                self.engine.report_unreachable(url)
+                self.engine.report_unreachable(destination.url)
             _, payload = to_envelope(exc)
             log.warning("stream broke: %s", exc.message)
             yield b"data: " + json.dumps(payload).encode() + b"\n\n"
         finally:
             upstream.close()  # mid-stream: drops the connection, so vLLM aborts the request
-            release()
+            destination.release()
             self._observe(prepared, status)
 
     def _record_stream_usage(self, event: bytes) -> None:
@@ -240,61 +241,9 @@ class CompletionsHandler:
         self.metrics.record_usage(usage)
 
     # --- shared -------------------------------------------------------------------------
-    async def _with_engine(
-        self, prepared: Prepared, request_id: str, send: Any
-    ) -> tuple[Any, Callable[[], None]]:
-        """Pick a server, make sure the adapter is loaded there, send; reload once on 404, and
-        go once to another server when the first could not be connected to.
-
-        Returns the result and a `release` to call when the response is finished (it keeps
-        the adapter loaded while a stream runs).
-        """
-        headers = {"x-request-id": request_id}
-        target = prepared.target
-        reloaded = rerouted = False
-        while True:
-            url = self.engine.pick_url()
-            body = dict(prepared.body, _endpoint=prepared.endpoint)
-            release: Callable[[], None] = _nothing
-            sent = False
-            try:
-                if target.adapter is None:
-                    body["model"] = self.router.base_name
-                else:
-                    served = await self.lora.acquire(url, target.adapter)
-                    release = functools.partial(self.lora.release, url, served)
-                    body["model"] = served
-                result = await send(url, body, headers)
-                sent = True
-                return result, release
-            except ConnectFailed as exc:
-                self.engine.report_unreachable(url)
-                if not rerouted:  # nothing reached the server: safe to send elsewhere
-                    rerouted = True
-                    log.warning("no connection to a model engine server; trying another")
-                    continue
-                self._observe(prepared, exc.status)
-                raise
-            except UpstreamError as exc:
-                if exc.status == 404 and target.adapter is not None and not reloaded:
-                    reloaded = True
-                    self.lora.forget(url, target.adapter.served_name)
-                    continue
-                self._observe(prepared, exc.status)
-                if exc.status == 404:  # never reveal the engine's internal names
-                    raise ServerError(f"the engine lost model `{target.requested}`") from exc
-                raise
-            except ServerError as exc:
-                if isinstance(exc, EngineUnavailable):  # lost mid-request
-                    self.engine.report_unreachable(url)
-                self._observe(prepared, exc.status)
-                raise
-            except asyncio.CancelledError:  # the client went away: the upstream call is closed
-                self._observe(prepared, CLIENT_CLOSED)
-                raise
-            finally:
-                if not sent:  # any failure, a cancelled request included: the adapter is free
-                    release()
+    def _destination(self, prepared: Prepared, request_id: str) -> _Destination:
+        """Where `prepared` goes: `async with` it to release the adapter when done."""
+        return _Destination(self, prepared, request_id)
 
     def _observe(self, prepared: Prepared, status: int) -> None:
         self.metrics.requests.labels(prepared.endpoint, prepared.target.kind, str(status)).inc()
@@ -303,8 +252,91 @@ class CompletionsHandler:
         )
 
 
-def _nothing() -> None:
-    return None
+class _Destination:
+    """A server of the engine and the model name one request is sent to there.
+
+    `post_json` / `open_stream` pick a server, make sure the adapter is loaded there (held in
+    use: it stays loaded while the answer runs), and send the request's body with the served
+    name as its `model`; they reload once on 404, and go once to another server when the first
+    could not be connected to. `release` (or leaving `async with`) frees the adapter.
+    """
+
+    def __init__(self, handler: CompletionsHandler, prepared: Prepared, request_id: str):
+        self._handler = handler
+        self._prepared = prepared
+        self._headers = {"x-request-id": request_id}
+        self._path = _PATHS[prepared.endpoint]
+        self.url = ""
+        """The server sent to (set once sent)."""
+        self.model = ""
+        """The name the engine serves the request's model under (set once sent)."""
+        self._held: str | None = None  # the served adapter held in use at `url`
+
+    async def __aenter__(self) -> _Destination:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.release()
+
+    def release(self) -> None:
+        held, self._held = self._held, None
+        if held is not None:
+            self._handler.lora.release(self.url, held)
+
+    async def post_json(self) -> dict[str, Any]:
+        return await self._send(self._handler.upstream.post_json)
+
+    async def open_stream(self) -> aiohttp.ClientResponse:
+        return await self._send(self._handler.upstream.open_stream)
+
+    async def _send(
+        self, call: Callable[[str, dict[str, Any], dict[str, str]], Awaitable[_R]]
+    ) -> _R:
+        handler, prepared = self._handler, self._prepared
+        target = prepared.target
+        reloaded = rerouted = False
+        while True:
+            self.url = handler.engine.pick_url()
+            sent = False
+            try:
+                if target.adapter is None:
+                    self.model = handler.router.base_name
+                else:
+                    self.model = await handler.lora.acquire(self.url, target.adapter)
+                    self._held = self.model
+                # the body as prepared, the served name in place of the requested `model`
+                body = {**prepared.body, "model": self.model}
+                result = await call(self.url + self._path, body, self._headers)
+                sent = True
+                return result
+            except ConnectFailed as exc:
+                handler.engine.report_unreachable(self.url)
+                if not rerouted:  # nothing reached the server: safe to send elsewhere
+                    rerouted = True
+                    log.warning("no connection to a model engine server; trying another")
+                    continue
+                handler._observe(prepared, exc.status)
+                raise
+            except UpstreamError as exc:
+                if exc.status == 404 and target.adapter is not None and not reloaded:
+                    reloaded = True
+                    handler.lora.forget(self.url, target.adapter.served_name)
+                    continue
+                handler._observe(prepared, exc.status)
+                if exc.status == 404:  # never reveal the engine's internal names
+                    raise ServerError(f"the engine lost model `{target.requested}`") from exc
+                raise
+            except ServerError as exc:
+                if isinstance(exc, EngineUnavailable):  # lost mid-request
+                    handler.engine.report_unreachable(self.url)
+                handler._observe(prepared, exc.status)
+                raise
+            except asyncio.CancelledError:  # the client went away: the upstream call is closed
+                handler._observe(prepared, CLIENT_CLOSED)
+                raise
+            finally:
+                if not sent:  # any failure, a cancelled request included: the adapter is free
+                    self.release()
 
 
 def _delta_text(event: bytes) -> str:

@@ -1,3 +1,4 @@
-"""HTTP glue: each module is a thin router that fetches its handler from `app.state.lorag`."""
+"""HTTP glue: each module is a thin router that fetches its handler from the app's state
+(`service.state.app_state`)."""
 
 __all__: list[str] = []

@@ -24,6 +24,7 @@ from lorag.retrieval_policy import normalized
 from service.auth import require_admin
 from service.errors import EngineUnavailable, StoreUnavailable
 from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
+from service.state import app_state
 
 __all__ = ["router"]
 
@@ -35,24 +36,20 @@ router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)])
 _T = TypeVar("_T")
 
 
-def _state(request: Request) -> Any:
-    return request.app.state.lorag
-
-
 async def _registry(request: Request, call: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
     """A blocking registry call, run on the registry's worker threads."""
-    return await _state(request).executors.run("registry", call, *args, **kwargs)
+    return await app_state(request).executors.run("registry", call, *args, **kwargs)
 
 
 @router.get("/adapters")
 async def list_adapters(request: Request) -> dict[str, Any]:
-    versions = await _registry(request, _state(request).registry.list_adapters)
+    versions = await _registry(request, app_state(request).registry.list_adapters)
     return {"data": [v.to_dict() for v in versions]}
 
 
 @router.post("/adapters", status_code=201)
 async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
     version = await _registry(
         request,
         state.registry.import_adapter,
@@ -69,7 +66,7 @@ async def import_adapter(body: ImportAdapter, request: Request) -> dict[str, Any
 
 @router.get("/adapters/{name}")
 async def show_adapter(name: str, request: Request) -> dict[str, Any]:
-    registry = _state(request).registry
+    registry = app_state(request).registry
     versions = await _registry(request, registry.list_adapters, name)
     if not versions:
         await _registry(request, registry.get_version, name)  # raises NotFound
@@ -78,7 +75,7 @@ async def show_adapter(name: str, request: Request) -> dict[str, Any]:
 
 @router.delete("/adapters/{name}/versions/{version}")
 async def delete_version(name: str, version: int, request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
     served = (await _registry(request, state.registry.get_version, name, version)).served_name
     await _registry(request, state.registry.delete_version, name, version)
     await state.lora.unload(served)
@@ -87,20 +84,20 @@ async def delete_version(name: str, version: int, request: Request) -> dict[str,
 
 @router.post("/tenants", status_code=201)
 async def create_tenant(body: CreateTenant, request: Request) -> dict[str, Any]:
-    registry = _state(request).registry
+    registry = app_state(request).registry
     tenant, key = await _registry(request, registry.create_tenant, body.id, body.display_name)
     return {"tenant": tenant.to_dict(), "api_key": key}
 
 
 @router.get("/tenants")
 async def list_tenants(request: Request) -> dict[str, Any]:
-    tenants = await _registry(request, _state(request).registry.list_tenants)
+    tenants = await _registry(request, app_state(request).registry.list_tenants)
     return {"data": [t.to_dict() for t in tenants]}
 
 
 @router.get("/tenants/{tenant_id}")
 async def show_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
-    registry = _state(request).registry
+    registry = app_state(request).registry
     tenant = await _registry(request, registry.get_tenant, tenant_id)
     modes = await _registry(request, registry.list_modes, tenant_id)
     return {**tenant.to_dict(), "modes": [m.to_dict() for m in modes]}
@@ -111,7 +108,7 @@ async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
     """Delete the tenant (its key stops working at once), then everything its knowledge base
     holds: documents, chunks and ingest jobs, so a tenant created later with the same id
     starts empty."""
-    state = _state(request)
+    state = app_state(request)
     # NotFound / Conflict / RegistryBusy: nothing is deleted
     await _registry(request, state.registry.delete_tenant, tenant_id)
     try:
@@ -129,12 +126,12 @@ async def delete_tenant(tenant_id: str, request: Request) -> dict[str, Any]:
 
 @router.post("/tenants/{tenant_id}/rotate-key")
 async def rotate_key(tenant_id: str, request: Request) -> dict[str, Any]:
-    return {"api_key": await _registry(request, _state(request).registry.rotate_key, tenant_id)}
+    return {"api_key": await _registry(request, app_state(request).registry.rotate_key, tenant_id)}
 
 
 @router.put("/tenants/{tenant_id}/modes/{mode}")
 async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
     registry = state.registry
     retrieval = normalized(body.retrieval)  # a bad filter is a 400 before anything happens
     await _registry(request, registry.get_tenant, tenant_id)
@@ -168,13 +165,13 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
 
 @router.delete("/tenants/{tenant_id}/modes/{mode}")
 async def remove_mode(tenant_id: str, mode: str, request: Request) -> dict[str, Any]:
-    await _registry(request, _state(request).registry.remove_mode, tenant_id, mode)
+    await _registry(request, app_state(request).registry.remove_mode, tenant_id, mode)
     return {"deleted": mode}
 
 
 @router.get("/engine")
 async def engine_state(request: Request) -> dict[str, Any]:
-    state = _state(request)
+    state = app_state(request)
     return {
         "engine": state.engine.describe(),
         "loaded": {url: state.lora.loaded(url) for url in state.engine.urls},

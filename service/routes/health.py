@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from lorag.hardware import detect_cpu
 from service.auth import is_admin, require_admin_if_keys_required
+from service.state import app_state
 
 __all__ = ["router"]
 
@@ -26,7 +27,7 @@ async def health() -> dict[str, str]:
 
 @router.get("/ready")
 async def ready(request: Request) -> JSONResponse:
-    state = request.app.state.lorag
+    state = app_state(request)
     engine = state.engine
     ok = bool(engine.urls)
     for url in engine.urls:
@@ -43,5 +44,5 @@ async def ready(request: Request) -> JSONResponse:
 
 @router.get("/metrics", dependencies=[Depends(require_admin_if_keys_required)])
 async def metrics(request: Request) -> Response:
-    registry = request.app.state.lorag.metrics
+    registry = app_state(request).metrics
     return Response(registry.render(), media_type=registry.content_type)

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
@@ -24,7 +24,11 @@ from service.auth import require_admin, require_tenant
 from service.errors import InvalidRequest, envelope
 from service.executors import PoolKind
 from service.protocol.knowledge import DocumentIn, IngestRequest, SearchRequest
+from service.state import app_state
 from service.validation import parse_body
+
+if TYPE_CHECKING:
+    from ingest.knowledge import KnowledgeBase
 
 __all__ = ["router"]
 
@@ -36,8 +40,8 @@ RETRY_AFTER_S = "5"
 _T = TypeVar("_T")
 
 
-async def _knowledge(request: Request) -> Any:
-    return await request.app.state.lorag.knowledge()
+async def _knowledge(request: Request) -> KnowledgeBase:
+    return await app_state(request).knowledge()
 
 
 async def _off_loop(
@@ -45,7 +49,7 @@ async def _off_loop(
 ) -> _T:
     """A blocking call on the `kind` worker threads: searches on the retrieval pool, so
     that no burst of uploads or deletes (the knowledge pool) holds them up."""
-    return await request.app.state.lorag.executors.run(kind, call, *args, **kwargs)
+    return await app_state(request).executors.run(kind, call, *args, **kwargs)
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,19 +129,23 @@ async def ingest(request: Request, tenant: Tenant = Depends(require_tenant)) -> 
 
 
 @router.get("/v1/knowledge/jobs/{job_id}")
-async def job(job_id: str, request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+async def job(
+    job_id: str, request: Request, tenant: Tenant = Depends(require_tenant)
+) -> dict[str, Any]:
     return (await _knowledge(request)).jobs.get(tenant.id, job_id).to_dict()
 
 
 @router.get("/v1/knowledge/documents")
-async def documents(request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+async def documents(request: Request, tenant: Tenant = Depends(require_tenant)) -> dict[str, Any]:
     knowledge = await _knowledge(request)
     found = await _off_loop(request, "knowledge", knowledge.list_documents, tenant.id)
     return {"object": "list", "data": [doc.to_dict() for doc in found]}
 
 
 @router.delete("/v1/knowledge/documents/{doc_id:path}")
-async def delete(doc_id: str, request: Request, tenant: Tenant = Depends(require_tenant)) -> Any:
+async def delete(
+    doc_id: str, request: Request, tenant: Tenant = Depends(require_tenant)
+) -> dict[str, Any]:
     knowledge = await _knowledge(request)
     await _off_loop(request, "knowledge", knowledge.delete_document, tenant.id, doc_id)
     return {"deleted": doc_id}
@@ -146,7 +154,7 @@ async def delete(doc_id: str, request: Request, tenant: Tenant = Depends(require
 @router.post("/v1/knowledge/search")
 async def search(
     body: SearchRequest, request: Request, tenant: Tenant = Depends(require_tenant)
-) -> Any:
+) -> dict[str, Any]:
     knowledge = await _knowledge(request)
     hits = await _off_loop(
         request,
@@ -164,10 +172,10 @@ async def search(
 
 @router.post("/admin/knowledge/{tenant_id}/documents", dependencies=[Depends(require_admin)])
 async def admin_ingest(tenant_id: str, request: Request) -> JSONResponse:
-    await _off_loop(request, "registry", request.app.state.lorag.registry.get_tenant, tenant_id)
+    await _off_loop(request, "registry", app_state(request).registry.get_tenant, tenant_id)
     return await _submit(request, tenant_id)
 
 
 @router.get("/admin/knowledge/{tenant_id}/jobs/{job_id}", dependencies=[Depends(require_admin)])
-async def admin_job(tenant_id: str, job_id: str, request: Request) -> Any:
+async def admin_job(tenant_id: str, job_id: str, request: Request) -> dict[str, Any]:
     return (await _knowledge(request)).jobs.get(tenant_id, job_id).to_dict()

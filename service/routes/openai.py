@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from service.auth import Caller, get_caller
 from service.handlers.completions import CLIENT_CLOSED, Endpoint
 from service.protocol.openai import ModelCard, ModelList
+from service.state import app_state
 
 __all__ = ["router"]
 
@@ -44,7 +45,7 @@ async def completions(
 async def _complete(
     endpoint: Endpoint, request: Request, caller: Caller
 ) -> JSONResponse | StreamingResponse | Response:
-    state = request.app.state.lorag
+    state = app_state(request)
     raw = await request.body()
     work = state.completions.handle(endpoint, raw, caller, request.state.request_id)
     return await _unless_client_leaves(request, work)
@@ -81,7 +82,7 @@ async def _unless_client_leaves(
 
 @router.get("/v1/models")
 async def list_models(request: Request, caller: Caller = Depends(get_caller)) -> ModelList:
-    state = request.app.state.lorag
+    state = app_state(request)
     cards = []
     for name, mode in state.router.list_models(caller):
         extra = None
