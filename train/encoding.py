@@ -17,7 +17,14 @@ import torch
 
 from train.errors import InvalidOption
 
-__all__ = ["IGNORE_INDEX", "EncodedExample", "collate", "encode_messages", "render_prompt"]
+__all__ = [
+    "IGNORE_INDEX",
+    "EncodedExample",
+    "collate",
+    "encode_messages",
+    "length_groups",
+    "render_prompt",
+]
 
 IGNORE_INDEX = -100
 
@@ -97,3 +104,27 @@ def collate(batch: Sequence[EncodedExample], pad_id: int) -> dict[str, torch.Ten
         labels[row, :length] = torch.tensor(example.labels)
         attention[row, :length] = 1
     return {"input_ids": input_ids, "attention_mask": attention, "labels": labels}
+
+
+def length_groups(
+    batch: Sequence[EncodedExample], min_saving: float = 0.15
+) -> list[list[EncodedExample]]:
+    """The batch as one or two groups of similar length, to be run one after the other.
+
+    A right-padded batch costs its longest example times its size: one long example among
+    short ones makes most of the batch padding. Sorted by length and cut where the padded
+    total is smallest, two groups cost less; they are kept only when that saves at least
+    `min_saving` of the padded tokens (a second, smaller pass has its own overhead). The
+    examples and the loss over them are the same, whatever the grouping.
+    """
+    ordered = sorted(batch, key=lambda example: len(example.input_ids))
+    lengths = [len(example.input_ids) for example in ordered]
+    whole = len(lengths) * lengths[-1] if lengths else 0
+    best_cost, best_cut = whole, 0
+    for cut in range(1, len(lengths)):
+        cost = cut * lengths[cut - 1] + (len(lengths) - cut) * lengths[-1]
+        if cost < best_cost:
+            best_cost, best_cut = cost, cut
+    if not best_cut or best_cost > whole * (1 - min_saving):
+        return [list(batch)]
+    return [ordered[:best_cut], ordered[best_cut:]]

@@ -50,7 +50,7 @@ from train.checkpoints import (
     save_checkpoint,
 )
 from train.config import DEFAULT_TARGETS, TrainConfig, help_for
-from train.encoding import EncodedExample, collate, encode_messages
+from train.encoding import EncodedExample, collate, encode_messages, length_groups
 from train.errors import InvalidOption, TrainingFailed
 from train.examples import read_examples
 from train.inference import answer_nll, assistant_logits, autocast_context
@@ -202,13 +202,21 @@ def train(
             batch_items = [encoded[i] for i in order[first : first + cfg.batch_size]]
             if not batch_items:
                 continue
-            batch = {k: v.to(device) for k, v in collate(batch_items, pad_id).items()}
-            with autocast_context(device, precision.value):
-                logits, targets, _ = assistant_logits(model, batch)
-            loss = torch.nn.functional.cross_entropy(logits, targets)  # mean over answer tokens
-            (loss / cfg.grad_accum).backward()
-            step_loss += float(loss.detach()) / cfg.grad_accum
-            step_tokens += int(batch["attention_mask"].sum())
+            # the micro-batch's loss is the mean over all its answer tokens; its examples run
+            # in groups of similar length (less padding), each group's summed loss divided by
+            # the micro-batch's answer-token count, so the gradient is the micro-batch's
+            answer_tokens = sum(item.trained_tokens for item in batch_items)
+            micro_loss = 0.0
+            for group in length_groups(batch_items):
+                batch = {k: v.to(device) for k, v in collate(group, pad_id).items()}
+                with autocast_context(device, precision.value):
+                    logits, targets, _ = assistant_logits(model, batch)
+                loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
+                loss = loss / answer_tokens
+                (loss / cfg.grad_accum).backward()
+                micro_loss += float(loss.detach())
+                step_tokens += int(batch["attention_mask"].sum())
+            step_loss += micro_loss / cfg.grad_accum
         if not math.isfinite(step_loss):
             raise TrainingFailed(f"loss became {step_loss} at step {state.step + 1}; lower --lr")
         if cfg.max_grad_norm > 0:
