@@ -207,8 +207,8 @@ def train(
             # the micro-batch's answer-token count, so the gradient is the micro-batch's
             answer_tokens = sum(item.trained_tokens for item in batch_items)
             micro_loss = 0.0
-            for group in length_groups(batch_items):
-                batch = {k: v.to(device) for k, v in collate(group, pad_id).items()}
+            for part in length_groups(batch_items):
+                batch = {k: v.to(device) for k, v in collate(part, pad_id).items()}
                 with autocast_context(device, precision.value):
                     logits, targets, _ = assistant_logits(model, batch)
                 loss = torch.nn.functional.cross_entropy(logits, targets, reduction="sum")
