@@ -163,8 +163,7 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
         )
     if config.tie_word_embeddings:
         model.tie_weights()
-    # transformers types `PreTrainedModel.to` as a wrapper that wants the model again
-    model = model.to(torch.bfloat16)  # type: ignore[arg-type]
+    model = model.to(torch.bfloat16)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
 

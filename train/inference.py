@@ -8,10 +8,10 @@ gate's forgetting check are both made of it.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import torch
 from tqdm import tqdm
@@ -39,8 +39,20 @@ class Generation:
 def autocast_context(device: str, precision: str) -> AbstractContextManager[object]:
     """bf16 autocast on the model's device when `precision == "bf16"`, else nothing."""
     if precision == "bf16":
-        return torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16)
+        autocast: AbstractContextManager[object] = torch.autocast(
+            device_type=device.split(":")[0], dtype=torch.bfloat16
+        )
+        return autocast
     return nullcontext()
+
+
+_Function = TypeVar("_Function", bound=Callable[..., Any])
+
+
+def _no_grad(function: _Function) -> _Function:
+    """`torch.no_grad()` as a decorator that keeps the function's type (mypy reads torch as
+    untyped: see pyproject.toml)."""
+    return cast(_Function, torch.no_grad()(function))
 
 
 @contextmanager
@@ -62,7 +74,7 @@ def _device_of(model: Any) -> torch.device:
     return device
 
 
-@torch.no_grad()
+@_no_grad
 def greedy_generate(
     model: Any,
     tokenizer: Any,
@@ -140,7 +152,7 @@ def assistant_logits(
     return logits.float(), targets[mask], mask.nonzero()[:, 0]
 
 
-@torch.no_grad()
+@_no_grad
 def answer_nll(
     model: Any,
     tokenizer: Any,
@@ -182,7 +194,7 @@ def answer_nll(
     return results
 
 
-@torch.no_grad()
+@_no_grad
 def greedy_agreement(
     model: Any,
     tokenizer: Any,

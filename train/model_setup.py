@@ -86,8 +86,7 @@ def load_base(
     else:
         dtype = torch.float32 if device == "cpu" else torch.bfloat16
         model = AutoModelForCausalLM.from_pretrained(base_model, dtype=dtype)
-        # transformers types `PreTrainedModel.to` as a wrapper that wants the model again
-        model = model.to(device)  # type: ignore[arg-type]
+        model = model.to(device)
         if gradient_checkpointing:
             model.gradient_checkpointing_enable()
             model.enable_input_require_grads()

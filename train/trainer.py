@@ -101,7 +101,8 @@ def lr_at(step: int, total: int, cfg: TrainConfig) -> float:
 def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     """The example order of one epoch: a permutation fixed by (seed, epoch), so resume agrees."""
     generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
-    return torch.randperm(n, generator=generator).tolist()
+    order: list[int] = torch.randperm(n, generator=generator).tolist()
+    return order
 
 
 # --- the run ----------------------------------------------------------------------------------

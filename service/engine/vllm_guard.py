@@ -38,7 +38,8 @@ _UNAUTHORIZED = json.dumps({"error": "Unauthorized"}).encode()  # what vLLM itse
 def _vllm_api_key() -> str | None:
     from vllm import envs  # inside the vLLM child only; importing vLLM takes seconds
 
-    return envs.VLLM_API_KEY
+    key: str | None = envs.VLLM_API_KEY
+    return key
 
 
 class GatewayOnly:

@@ -64,6 +64,16 @@ def _copy_run(run_dir: Path, into: Path) -> Path:
     return copy
 
 
+def _cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_model_dir: Path):
+    """The Settings a `lorag` command run in this test sees (its data folder under tmp_path)."""
+    from lorag.settings import Settings
+
+    settings = Settings(data_dir=tmp_path / "lorag", base_model=str(base_model_dir))
+    monkeypatch.setenv("LORAG_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("LORAG_BASE_MODEL", str(base_model_dir))
+    return settings
+
+
 def test_cli_resume_of_a_finished_run_publishes_and_promotes(
     mixed_run: JobResult,
     tmp_path: Path,
@@ -73,12 +83,9 @@ def test_cli_resume_of_a_finished_run_publishes_and_promotes(
 ) -> None:
     from adapters.from_settings import open_registry
     from cli.main import main
-    from lorag.settings import Settings
 
-    settings = Settings(data_dir=tmp_path / "lorag", base_model=str(base_model_dir))
+    settings = _cli_settings(tmp_path, monkeypatch, base_model_dir)
     open_registry(settings).create_tenant("shop")
-    monkeypatch.setenv("LORAG_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("LORAG_BASE_MODEL", str(base_model_dir))
     monkeypatch.setenv("LORAG_MODEL_NAME", "smollm2-135m-instruct")
     run = _copy_run(mixed_run.run_dir, tmp_path)
     gate_before = (run / "gate.json").read_text()
@@ -101,11 +108,8 @@ def test_cli_refuses_to_publish_a_failed_gate(
 ) -> None:
     from adapters.from_settings import open_registry
     from cli.main import main
-    from lorag.settings import Settings
 
-    settings = Settings(data_dir=tmp_path / "lorag", base_model=str(base_model_dir))
-    monkeypatch.setenv("LORAG_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("LORAG_BASE_MODEL", str(base_model_dir))
+    settings = _cli_settings(tmp_path, monkeypatch, base_model_dir)
     run = _copy_run(narrow_run.run_dir, tmp_path)
     code = main(["train", "--resume", str(run), "--name", "acme", "--quiet"])
     captured = capsys.readouterr()
@@ -123,16 +127,13 @@ def test_other_limits_rejudge_the_saved_gate_without_running_the_model(
 ) -> None:
     from adapters.from_settings import open_registry
     from cli.main import main
-    from lorag.settings import Settings
     from train import pipeline
 
     def no_model(*_args: object, **_kwargs: object) -> None:
         raise AssertionError("the gate ran the model again")
 
     monkeypatch.setattr(pipeline, "load_base", no_model)
-    settings = Settings(data_dir=tmp_path / "lorag", base_model=str(base_model_dir))
-    monkeypatch.setenv("LORAG_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("LORAG_BASE_MODEL", str(base_model_dir))
+    settings = _cli_settings(tmp_path, monkeypatch, base_model_dir)
     run = _copy_run(narrow_run.run_dir, tmp_path)
     measured = json.loads((run / "gate.json").read_text())
     command = ["train", "--resume", str(run), "--name", "acme", "--quiet"]
