@@ -21,9 +21,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
-import shutil
 import struct
-import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +29,7 @@ from types import MappingProxyType
 from typing import Any
 
 from lorag.errors import BaseModelUnavailable, ConfigurationError
+from lorag.folders import write_folder_atomically
 from lorag.settings import BUNDLED_MODEL_NAME, Settings
 
 __all__ = [
@@ -130,18 +129,8 @@ def prepare_bundled_model(settings: Settings, *, force: bool = False) -> Path:
     if is_prepared(target) and not force:
         return target
     gguf = bundled_gguf_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
     log.info("converting %s to %s (once, ~30 s)", gguf.name, target)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        _convert_gguf(gguf, staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+    return write_folder_atomically(target, lambda staging: _convert_gguf(gguf, staging))
 
 
 def _convert_gguf(gguf: Path, out_dir: Path) -> None:

@@ -42,28 +42,28 @@ TENANT_ID_PATTERN = re.compile(r"\A[a-z0-9][a-z0-9_-]{0,63}\Z")
 _VERSION_SUFFIX = re.compile(r"v([1-9][0-9]{0,8})")
 
 
-def check_adapter_name(name: object, *, param: str = "name") -> str:
-    """Return `name` if it is a valid adapter name, else raise InvalidName."""
+def _check_name(kind: str, name: object, param: str) -> str:
+    """`name` if it is 1-64 of a-z 0-9 _ . - starting with a letter or digit, without '..'."""
     if not isinstance(name, str) or not _ADAPTER_NAME.fullmatch(name) or ".." in name:
         raise InvalidName(
-            f"invalid adapter name {name!r}: use 1-64 of a-z 0-9 _ . - starting with a letter "
+            f"invalid {kind} name {name!r}: use 1-64 of a-z 0-9 _ . - starting with a letter "
             "or digit, without '..'",
             param=param,
         )
-    if name == BASE_TARGET:
-        raise InvalidName(f"{BASE_TARGET!r} is reserved for the base model", param=param)
     return name
+
+
+def check_adapter_name(name: object, *, param: str = "name") -> str:
+    """Return `name` if it is a valid adapter name, else raise InvalidName."""
+    checked = _check_name("adapter", name, param)
+    if checked == BASE_TARGET:
+        raise InvalidName(f"{BASE_TARGET!r} is reserved for the base model", param=param)
+    return checked
 
 
 def check_mode_name(name: object, *, param: str = "mode") -> str:
     """Return `name` if it is a valid mode name (same alphabet as adapter names)."""
-    if not isinstance(name, str) or not _ADAPTER_NAME.fullmatch(name) or ".." in name:
-        raise InvalidName(
-            f"invalid mode name {name!r}: use 1-64 of a-z 0-9 _ . - starting with a letter "
-            "or digit, without '..'",
-            param=param,
-        )
-    return name
+    return _check_name("mode", name, param)
 
 
 def is_tenant_id(value: object) -> TypeGuard[str]:

@@ -11,12 +11,13 @@ from __future__ import annotations
 import json
 import random
 import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from lorag.folders import write_folder_atomically
 
 __all__ = [
     "ADAPTER_FILES",
@@ -50,21 +51,6 @@ class TrainState:
         return cls(**data)
 
 
-def _write_atomically(target: Path, fill: Any) -> Path:
-    """Create `target` by filling a temporary sibling folder and renaming it into place."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        fill(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
-
-
 def save_adapter(model: Any, folder: Path) -> Path:
     """The LoRA weights in peft's format: adapter_config.json + adapter_model.safetensors."""
 
@@ -74,7 +60,7 @@ def save_adapter(model: Any, folder: Path) -> Path:
             if extra.name not in ADAPTER_FILES:
                 shutil.rmtree(extra) if extra.is_dir() else extra.unlink()
 
-    return _write_atomically(folder, fill)
+    return write_folder_atomically(folder, fill)
 
 
 def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, state: TrainState) -> Path:
@@ -87,7 +73,7 @@ def save_checkpoint(run_dir: Path, model: Any, optimizer: Any, state: TrainState
         torch.save(rng, staging / "rng.pt")
         (staging / "state.json").write_text(json.dumps(state.to_json(), indent=1))
 
-    return _write_atomically(run_dir / "checkpoints" / f"step-{state.step:06d}", fill)
+    return write_folder_atomically(run_dir / "checkpoints" / f"step-{state.step:06d}", fill)
 
 
 def latest_checkpoint(run_dir: Path) -> Path | None:
