@@ -152,6 +152,40 @@ def assistant_logits(
     return logits.float(), targets[mask], mask.nonzero()[:, 0]
 
 
+def _assistant_batches(
+    model: Any,
+    tokenizer: Any,
+    conversations: Sequence[Sequence[dict[str, str]]],
+    open_ends: Sequence[bool],
+    *,
+    max_len: int,
+    batch_size: int,
+    precision: str,
+) -> Iterator[tuple[list[int], torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Teacher-forced passes over the conversations, in batches, the model in eval mode:
+    (their indices, assistant logits, target ids, batch row of each). Conversations with no
+    assistant token within `max_len` are left out."""
+    device = _device_of(model)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    encoded = [
+        encode_messages(tokenizer, messages, max_len, open_end=flag)
+        for messages, flag in zip(conversations, open_ends, strict=True)
+    ]
+    usable = [i for i, example in enumerate(encoded) if example is not None]
+    was_training = model.training
+    model.eval()
+    try:
+        for start in range(0, len(usable), batch_size):
+            indices = usable[start : start + batch_size]
+            batch = collate([encoded[i] for i in indices], pad_id)  # type: ignore[misc]
+            batch = {key: value.to(device) for key, value in batch.items()}
+            with autocast_context(str(device), precision):
+                logits, targets, rows = assistant_logits(model, batch)
+            yield indices, logits, targets, rows
+    finally:
+        model.train(was_training)
+
+
 @_no_grad
 def answer_nll(
     model: Any,
@@ -168,29 +202,23 @@ def answer_nll(
     `open_ends[i]`: conversation i's last answer was cut short, so its end-of-turn marker is
     not scored.
     """
-    device = _device_of(model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     flags = list(open_ends) if open_ends is not None else [False] * len(conversations)
-    encoded = [
-        encode_messages(tokenizer, messages, max_len, open_end=flag)
-        for messages, flag in zip(conversations, flags, strict=True)
-    ]
-    results: list[tuple[float, int]] = [(0.0, 0)] * len(encoded)
-    usable = [i for i, example in enumerate(encoded) if example is not None]
-    was_training = model.training
-    model.eval()
-    for start in range(0, len(usable), batch_size):
-        indices = usable[start : start + batch_size]
-        batch = collate([encoded[i] for i in indices], pad_id)  # type: ignore[misc]
-        batch = {key: value.to(device) for key, value in batch.items()}
-        with autocast_context(str(device), precision):
-            logits, targets, rows = assistant_logits(model, batch)
+    results: list[tuple[float, int]] = [(0.0, 0)] * len(conversations)
+    passes = _assistant_batches(
+        model,
+        tokenizer,
+        conversations,
+        flags,
+        max_len=max_len,
+        batch_size=batch_size,
+        precision=precision,
+    )
+    for indices, logits, targets, rows in passes:
         losses = torch.nn.functional.cross_entropy(logits, targets, reduction="none")
         sums = torch.zeros(len(indices), device=losses.device).index_add_(0, rows, losses)
         counts = torch.bincount(rows, minlength=len(indices))
         for row, index in enumerate(indices):
             results[index] = (float(sums[row]), int(counts[row]))
-    model.train(was_training)
     return results
 
 
@@ -208,28 +236,22 @@ def greedy_agreement(
     (tokens that are the model's top choice, assistant tokens) per conversation, in one
     teacher-forced pass. A token within `tolerance` of the top logit counts (float rounding
     differs between CPUs). A finished answer's end-of-turn marker is scored too."""
-    device = _device_of(model)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    encoded = [
-        encode_messages(tokenizer, messages, 4096, open_end=flag)
-        for messages, flag in zip(conversations, open_ends, strict=True)
-    ]
-    results: list[tuple[int, int]] = [(0, 0)] * len(encoded)
-    was_training = model.training
-    model.eval()
-    for start in range(0, len(encoded), batch_size):
-        indices = [i for i in range(start, min(start + batch_size, len(encoded)))]
-        usable = [i for i in indices if encoded[i] is not None]
-        if not usable:
-            continue
-        batch = collate([encoded[i] for i in usable], pad_id)  # type: ignore[misc]
-        batch = {key: value.to(device) for key, value in batch.items()}
-        logits, targets, rows = assistant_logits(model, batch)
+    results: list[tuple[int, int]] = [(0, 0)] * len(conversations)
+    passes = _assistant_batches(
+        model,
+        tokenizer,
+        conversations,
+        open_ends,
+        max_len=4096,
+        batch_size=batch_size,
+        precision="fp32",
+    )
+    for indices, logits, targets, rows in passes:
         chosen = logits.gather(1, targets[:, None])[:, 0]
         top = (chosen >= logits.max(dim=1).values - tolerance).long()
-        agree = torch.zeros(len(usable), dtype=torch.long).index_add_(0, rows.cpu(), top.cpu())
-        counts = torch.bincount(rows.cpu(), minlength=len(usable))
-        for row, index in enumerate(usable):
+        agree = torch.zeros(len(indices), dtype=torch.long, device=top.device)
+        agree.index_add_(0, rows, top)
+        counts = torch.bincount(rows, minlength=len(indices))
+        for row, index in enumerate(indices):
             results[index] = (int(agree[row]), int(counts[row]))
-    model.train(was_training)
     return results
