@@ -9,7 +9,8 @@ Three parts, in this order:
   GGUF file. vLLM and peft want an HF safetensors folder, so it is dequantized with
   transformers (imported lazily, only for this), rebuilt as a plain `LlamaForCausalLM`, and
   written atomically: built in a temporary sibling folder and renamed into place, so a
-  half-written folder is never used.
+  half-written folder is never used. Its chat template is lorag's (`lorag.chat_template`:
+  the original's text for plain chats, plus tools); an older folder gets it on next use.
 - `BaseModelInfo.from_folder` reads an HF model folder cheaply: `config.json` and the JSON
   headers of its safetensors files (no tensor data, no torch). The shapes of the linear
   layers are what an adapter is checked against: a LoRA fits this base when each of its A/B
@@ -18,9 +19,11 @@ Three parts, in this order:
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import logging
+import os
 import struct
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +31,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from lorag.chat_template import BUNDLED_CHAT_TEMPLATE
 from lorag.errors import BaseModelUnavailable, ConfigurationError
 from lorag.folders import write_folder_atomically
 from lorag.settings import BUNDLED_MODEL_NAME, Settings
@@ -53,6 +57,7 @@ GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _COMPLETE_MARKER = "config.json"
 _INDEX_FILE = "model.safetensors.index.json"
 _SINGLE_FILE = "model.safetensors"
+_CHAT_TEMPLATE_FILE = "chat_template.jinja"  # transformers and vLLM read it from the folder
 _MAX_HEADER_BYTES = 100 * 1024 * 1024
 
 
@@ -127,10 +132,22 @@ def prepare_bundled_model(settings: Settings, *, force: bool = False) -> Path:
     """Convert the bundled GGUF to an HF folder under the data directory (once)."""
     target = bundled_model_dir(settings)
     if is_prepared(target) and not force:
+        _refresh_chat_template(target)
         return target
     gguf = bundled_gguf_path()
     log.info("converting %s to %s (once, ~30 s)", gguf.name, target)
     return write_folder_atomically(target, lambda staging: _convert_gguf(gguf, staging))
+
+
+def _refresh_chat_template(folder: Path) -> None:
+    """Give a folder converted by an older lorag the current template (atomically)."""
+    path = folder / _CHAT_TEMPLATE_FILE
+    with contextlib.suppress(OSError):
+        if path.read_text(encoding="utf-8") == BUNDLED_CHAT_TEMPLATE:
+            return
+    staging = path.with_name(f".{path.name}.tmp")
+    staging.write_text(BUNDLED_CHAT_TEMPLATE, encoding="utf-8")
+    os.replace(staging, path)
 
 
 def _convert_gguf(gguf: Path, out_dir: Path) -> None:
@@ -155,6 +172,7 @@ def _convert_gguf(gguf: Path, out_dir: Path) -> None:
     model = model.to(torch.bfloat16)
     model.save_pretrained(out_dir, safe_serialization=True)
     tokenizer.save_pretrained(out_dir)
+    (out_dir / _CHAT_TEMPLATE_FILE).write_text(BUNDLED_CHAT_TEMPLATE, encoding="utf-8")
 
 
 # --- what an adapter must fit ----------------------------------------------------------
