@@ -171,6 +171,14 @@ class EngineSettings(BaseModel):
         description="vLLM --dtype; 'auto' = bfloat16 on CPUs with native bf16, float32 on other "
         "CPUs (emulated bf16 is slower there), the model's dtype on a GPU.",
     )
+    vllm_tool_parser: str = Field(
+        "auto",
+        description="Embedded engine: vLLM's --tool-call-parser for `tool_choice: auto`; 'auto' "
+        "= chosen from the base model's chat template and type (hermes for the bundled model, "
+        "Qwen and Hermes; llama3_json for Llama 3.x; mistral; pythonic for Gemma 3), 'none' = "
+        "no automatic tool choice (required and named tool choices still work). A remote "
+        "engine uses what its servers were started with.",
+    )
     max_model_len: int = Field(2048, description="Context length vLLM serves (prompt + answer).")
     max_lora_rank: int = Field(16, description="Largest LoRA rank vLLM serves.")
     max_loras: int = Field(4, description="Adapters in one engine batch.")

@@ -12,6 +12,7 @@ from lorag.settings import Settings, child_environment
 from service.engine.base import Engine
 from service.engine.embedded import EmbeddedEngine, EmbeddedEngineConfig, quiet_cpu_environment
 from service.engine.remote import RemoteEngine
+from service.engine.tool_parser import choose_tool_parser
 
 __all__ = [
     "EmbeddedEngine",
@@ -52,8 +53,12 @@ def build_engine(settings: Settings) -> Engine:
     dtype = resolve_engine_dtype(settings.vllm_dtype)
     quiet = quiet_cpu_environment(os.cpu_count()) if vllm_is_cpu_build() else {}
     log.info("engine dtype: %s", dtype)
+    model = resolve_base_model(settings)
+    tools = choose_tool_parser(settings.vllm_tool_parser, model)
+    log.info("engine tool-call parser: %s (%s)", tools.parser or "none", tools.reason)
     config = EmbeddedEngineConfig(
-        model=resolve_base_model(settings),
+        model=model,
+        tool_parser=tools.parser,
         served_name=served_model_name(settings),
         log_path=settings.data_dir / "logs" / "vllm.log",
         dtype=dtype.value,
@@ -71,4 +76,4 @@ def build_engine(settings: Settings) -> Engine:
         probe_timeout_s=settings.vllm_probe_timeout_s,
         probe_failures=settings.vllm_probe_failures,
     )
-    return EmbeddedEngine(config, precision=dtype)
+    return EmbeddedEngine(config, precision=dtype, tool_parser=tools)

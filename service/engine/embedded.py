@@ -35,6 +35,7 @@ import httpx
 
 from lorag.hardware import Precision
 from service.engine.base import Engine, bearer_headers, probe_health
+from service.engine.tool_parser import ToolParserChoice
 from service.errors import EngineUnavailable
 
 __all__ = [
@@ -84,6 +85,8 @@ class EmbeddedEngineConfig:
     max_cpu_loras: int = 8
     kv_cache_gib: int = 1
     start_timeout_s: float = 300.0
+    tool_parser: str | None = None
+    """vLLM's --tool-call-parser (automatic tool choice on); None: off."""
     extra_args: list[str] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
@@ -124,9 +127,11 @@ class EmbeddedEngine(Engine):
         *,
         backoff_max_s: float = 30.0,
         precision: Precision | None = None,
+        tool_parser: ToolParserChoice | None = None,
     ):
         self.config = config
         self.precision = precision or Precision(config.dtype, config.dtype, "asked for")
+        self.tool_parser = tool_parser or ToolParserChoice(config.tool_parser, "asked for")
         self.api_key = config.api_key or secrets.token_urlsafe(32)
         self._backoff_max_s = backoff_max_s
         self._process: subprocess.Popen[bytes] | None = None
@@ -179,6 +184,7 @@ class EmbeddedEngine(Engine):
             "restarts": self._restarts,
             "generation": self._generation,
             "last_error": self.last_error,
+            "tool_parser": self.tool_parser.describe(),
         }
 
     # --- process management -------------------------------------------------------------
@@ -207,6 +213,11 @@ class EmbeddedEngine(Engine):
             str(cfg.max_loras),
             "--max-cpu-loras",
             str(cfg.max_cpu_loras),
+            *(
+                ["--enable-auto-tool-choice", "--tool-call-parser", cfg.tool_parser]
+                if cfg.tool_parser
+                else []
+            ),
             "--disable-uvicorn-access-log",
             "--middleware",
             GUARD_MIDDLEWARE,

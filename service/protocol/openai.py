@@ -50,7 +50,7 @@ class _SamplingFields(OpenAIModel):
     max_tokens: int | None = Field(None, ge=1)
     temperature: float | None = Field(None, ge=0.0, le=2.0)
     top_p: float | None = Field(None, gt=0.0, le=1.0)
-    n: int | None = Field(None, ge=1, le=16)
+    n: int | None = Field(None, ge=1, le=128)  # OpenAI's limit
     stream: bool = False
     stream_options: StreamOptions | None = None
     stop: str | list[str] | None = None
