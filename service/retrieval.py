@@ -93,6 +93,8 @@ class Augmented:
                 title=hit.title,
                 source=hit.source,
                 chunk_index=hit.chunk_index,
+                section=hit.section,
+                page=hit.page,
                 text=hit.text,
                 score=hit.score,
                 cited=i in numbers,

@@ -1,7 +1,8 @@
 """Chat and text completions: validate, route to base or adapter, relay vLLM's answer.
 
 Streaming responses are relayed event by event as they arrive (never buffered); the only
-change made to them is the `model` field, which says the name the client asked for. A client
+changes made to them are the `model` field, which says the name the client asked for, and in a
+retrieval mode the sources (`lorag.retrieval`) on choice 0's finish chunk. A client
 that disconnects closes the upstream response, which makes vLLM abort the request (the route
 cancels a non-streaming request whose client left, which closes its upstream connection too).
 
@@ -210,12 +211,13 @@ class CompletionsHandler:
                     )
                     first = False
                 if event.startswith(_DONE):
-                    if prepared.augmented is not None:
-                        yield _citations_event(prepared, "".join(answer))
                     yield event + b"\n\n"
                     continue
                 if prepared.augmented is not None:
-                    answer.append(_delta_text(event))
+                    cited = _with_citations(prepared, event, answer)
+                    if cited is not None:  # choice 0's last chunk: its answer is complete
+                        yield cited
+                        continue
                 if b'"usage":{' in event and b'"choices":[]' in event:
                     self._record_stream_usage(event)
                     if not prepared.client_wants_usage:
@@ -339,23 +341,26 @@ class _Destination:
                     self.release()
 
 
-def _delta_text(event: bytes) -> str:
+def _with_citations(prepared: Prepared, event: bytes, answer: list[str]) -> bytes | None:
+    """Adds choice 0's text in `event` to `answer`; when `event` is choice 0's last chunk
+    (its `finish_reason` set), returns it with the sources as its `lorag` field.
+
+    The sources ride on a chunk that has `choices`, not on a chunk of their own: clients
+    that read `choices[0]` of every chunk survive (only the usage chunk, sent when the
+    client asks for it, has none, as at OpenAI). vLLM sends the finish chunk before the
+    usage chunk, so the answer is complete there."""
     try:
-        choices = json.loads(event.removeprefix(b"data: ")).get("choices") or []
-        return "".join((c.get("delta") or {}).get("content") or "" for c in choices[:1])
+        chunk = json.loads(event.removeprefix(b"data: "))
+        choices = chunk.get("choices") or []
+        first = next((c for c in choices if c.get("index", 0) == 0), None)
     except (ValueError, AttributeError):
-        return ""
-
-
-def _citations_event(prepared: Prepared, answer: str) -> bytes:
-    """One chunk-shaped event (no choices, like the usage chunk) carrying the sources."""
+        return None
+    if first is None:
+        return None
+    answer.append((first.get("delta") or {}).get("content") or "")
+    if first.get("finish_reason") is None:
+        return None
     assert prepared.augmented is not None
-    chunk = {
-        "id": f"lorag-{int(prepared.started * 1000)}",
-        "object": "chat.completion.chunk",
-        "created": int(time.time()),
-        "model": prepared.target.requested,
-        "choices": [],
-        "lorag": {"retrieval": prepared.augmented.report(answer)},
-    }
+    chunk["model"] = prepared.target.requested
+    chunk["lorag"] = {"retrieval": prepared.augmented.report("".join(answer))}
     return b"data: " + json.dumps(chunk).encode() + b"\n\n"

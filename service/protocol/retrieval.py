@@ -18,6 +18,10 @@ class Citation(BaseModel):
     title: str | None
     source: str | None
     chunk_index: int
+    section: str | None = Field(
+        None, description="The heading path above the chunk (`Title > Section`), if any."
+    )
+    page: int | None = Field(None, description="The page the chunk starts on (PDFs), if any.")
     text: str
     score: float
     cited: bool = Field(description="The answer refers to it as [index].")

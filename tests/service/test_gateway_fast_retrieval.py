@@ -148,24 +148,42 @@ async def test_sources_are_numbered_in_the_prompt_and_cited(kb: KB, fake: FakeVL
     assert all(c["text"] in sources[c["index"]] for c in citations)
     assert citations[0]["cited"] is True  # the fake's answer repeats "[1]"
     assert citations[0]["score"] >= citations[1]["score"]
+    assert citations[0]["section"] is None and citations[0]["page"] is None  # plain text
 
 
-async def test_stream_carries_the_same_citations_before_done(kb: KB, fake: FakeVLLM) -> None:
+async def test_stream_carries_the_citations_on_the_finish_chunk(kb: KB, fake: FakeVLLM) -> None:
     whole = (await kb.chat("rag")).json()
     answer = await kb.chat("rag", stream=True)
     assert answer.status_code == 200, answer.text
     events = sse_data(answer.text)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]
+    # a client reading choices[0] of every chunk survives: no choices-less chunk
+    assert all(c["choices"] and c["model"] == "rag" for c in chunks)
     extra = [c for c in chunks if "lorag" in c]
-    assert len(extra) == 1 and extra[0] is chunks[-1]  # one chunk, just before [DONE]
-    assert extra[0]["choices"] == [] and extra[0]["model"] == "rag"
+    assert len(extra) == 1 and extra[0] is chunks[-1]  # the last chunk, just before [DONE]
+    assert extra[0]["choices"][0]["finish_reason"] == "stop"
     streamed = extra[0]["lorag"]["retrieval"]
     assert streamed["citations"] == whole["lorag"]["retrieval"]["citations"]
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1])
+    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks)
     assert text == whole["choices"][0]["message"]["content"]
     sent_whole, sent_stream = fake.bodies(CHAT)
     assert sent_stream["messages"] == sent_whole["messages"]
+
+
+async def test_stream_with_usage_keeps_the_citations_on_the_finish_chunk(kb: KB) -> None:
+    answer = await kb.chat("rag", stream=True, stream_options={"include_usage": True})
+    assert answer.status_code == 200, answer.text
+    events = sse_data(answer.text)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    *content, usage = chunks
+    assert usage["choices"] == [] and usage["usage"]["total_tokens"] > 0
+    assert "lorag" not in usage
+    assert all(c["choices"] for c in content)  # only the usage chunk has none, as at OpenAI
+    assert [c for c in content if "lorag" in c] == [content[-1]]
+    assert content[-1]["choices"][0]["finish_reason"] == "stop"
+    assert content[-1]["lorag"]["retrieval"]["citations"][0]["doc_id"] == "zorblax-sheet"
 
 
 async def test_a_request_narrows_retrieval_but_not_in_a_strict_mode(kb: KB, fake: FakeVLLM) -> None:

@@ -129,6 +129,9 @@ def test_other_tenant_never_sees_the_document(gw: Gateway, tenants: Tenants, fac
 
 
 def test_streaming_carries_the_same_citations(gw: Gateway, tenants: Tenants, fact: str) -> None:
+    # the same fact under a markdown heading: its citation names the section
+    sheet = {**FACT_DOC, "text": f"## Specifications\n\n{FACT_DOC['text']}"}
+    ingest(gw, tenants.a, [sheet])
     plain = ask(gw, tenants.a, "rag")["lorag"]["retrieval"]
     stream = gw.openai(api_key=tenants.a).chat.completions.create(
         model="rag",
@@ -138,12 +141,16 @@ def test_streaming_carries_the_same_citations(gw: Gateway, tenants: Tenants, fac
         stream=True,
     )
     chunks = list(stream)
+    # a naive client reads choices[0] of every chunk: none lacks it
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert "4471" in text
     extra = [c for c in chunks if (c.model_extra or {}).get("lorag")]
-    assert len(extra) == 1 and extra[0] is chunks[-1] and not extra[0].choices
+    assert len(extra) == 1 and extra[0] is chunks[-1]
+    assert extra[0].choices[0].finish_reason is not None
     streamed = extra[0].model_extra["lorag"]["retrieval"]
     assert streamed["citations"] == plain["citations"]
-    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
-    assert "4471" in text
+    [cited] = [c for c in streamed["citations"] if c["doc_id"] == fact]
+    assert "Specifications" in cited["section"] and cited["page"] is None
 
 
 def test_deleted_fact_is_no_longer_cited(gw: Gateway, tenants: Tenants, fact: str) -> None:
