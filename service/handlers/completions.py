@@ -179,7 +179,7 @@ class CompletionsHandler:
             result["lorag"] = {"retrieval": prepared.augmented.report(answer)}
         self.metrics.record_usage(result.get("usage"))
         self._observe(prepared, 200)
-        return JSONResponse(result)
+        return JSONResponse(result, headers=_served_headers(prepared.target))
 
     # --- streaming ----------------------------------------------------------------------
     async def _stream(self, prepared: Prepared, request_id: str) -> StreamingResponse:
@@ -189,7 +189,11 @@ class CompletionsHandler:
         return StreamingResponse(
             events,
             media_type="text/event-stream",
-            headers={"cache-control": "no-cache", "x-accel-buffering": "no"},
+            headers={
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                **_served_headers(prepared.target),
+            },
         )
 
     async def _relay(
@@ -339,6 +343,15 @@ class _Destination:
             finally:
                 if not sent:  # any failure, a cancelled request included: the adapter is free
                     self.release()
+
+
+def _served_headers(target: Target) -> dict[str, str]:
+    """Which mode and adapter version answered: `x-lorag-mode` (the tenant's mode, or
+    `base`) and `x-lorag-adapter` (`name@vN`, or `base`)."""
+    return {
+        "x-lorag-mode": target.mode.name if target.mode is not None else "base",
+        "x-lorag-adapter": target.adapter.served_name if target.adapter is not None else "base",
+    }
 
 
 def _with_citations(prepared: Prepared, event: bytes, answer: list[str]) -> bytes | None:

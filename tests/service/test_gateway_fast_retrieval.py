@@ -247,3 +247,14 @@ async def test_hybrid_two_stage_drafts_with_the_adapter_then_streams(
     assert report["citations"][0]["doc_id"] == "zorblax-sheet"
     text = "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks[:-1])
     assert text == reply_text(CHAT, final)
+
+
+async def test_every_answer_names_the_mode_and_adapter_version(kb: KB) -> None:
+    plain = await kb.chat("plain")
+    streamed = await kb.chat("hybrid", stream=True)
+    whole = await kb.chat("hybrid")
+    assert plain.status_code == streamed.status_code == whole.status_code == 200
+    assert (plain.headers["x-lorag-mode"], plain.headers["x-lorag-adapter"]) == ("plain", "base")
+    for answer in (streamed, whole):
+        assert answer.headers["x-lorag-mode"] == "hybrid"
+        assert answer.headers["x-lorag-adapter"] == "support@v1"
