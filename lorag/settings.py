@@ -96,6 +96,12 @@ class GatewaySettings(BaseModel):
 
     host: str = Field("127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(8000, description="Port the gateway listens on.")
+    metrics_label_values: int = Field(
+        100,
+        ge=1,
+        description="Distinct tenants, modes or adapter versions the metrics name; "
+        "further ones are counted as `other`.",
+    )
     request_timeout_s: float = Field(300.0, description="Upstream (vLLM) request timeout.")
     admin_key: SecretStr | None = Field(
         None,

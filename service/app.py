@@ -43,7 +43,7 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     engine = engine or build_engine(settings)
     upstream = Upstream(settings.request_timeout_s, api_key=engine.api_key)
     registry = open_registry(settings, busy_timeout_s=settings.registry_busy_timeout_s)
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_label_values)
     router = Router(registry, served_model_name(settings))
     lora = LoraManager(
         engine, upstream, registry.artifact_path, cap=settings.max_cpu_loras, metrics=metrics

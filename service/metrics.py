@@ -9,6 +9,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from service.label_cap import CappedLabel
+
 __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -17,8 +19,23 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 class Metrics:
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, label_values_cap: int = 100) -> None:
         self.registry = CollectorRegistry()
+        self._labels = {
+            name: CappedLabel(label_values_cap) for name in ("tenant", "mode", "adapter_version")
+        }
+        self.served = Counter(
+            "lorag_served",
+            "Answers by tenant, mode and adapter version (`base`); rare values read `other`.",
+            ["tenant", "mode", "adapter_version", "status"],
+            registry=self.registry,
+        )
+        self.retrievals = Counter(
+            "lorag_retrievals",
+            "Retrievals by outcome (ok, no_results, store_unavailable).",
+            ["status"],
+            registry=self.registry,
+        )
         self.requests = Counter(
             "lorag_requests",
             "Requests by endpoint, mode kind and status.",
@@ -54,6 +71,15 @@ class Metrics:
             return
         self.tokens.labels("prompt").inc(usage.get("prompt_tokens") or 0)
         self.tokens.labels("completion").inc(usage.get("completion_tokens") or 0)
+
+    def record_served(self, tenant: str, mode: str, adapter_version: str, status: int) -> None:
+        labels = self._labels
+        self.served.labels(
+            labels["tenant"](tenant),
+            labels["mode"](mode),
+            labels["adapter_version"](adapter_version),
+            str(status),
+        ).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

@@ -69,6 +69,7 @@ class Prepared:
     client_wants_usage: bool
     started: float
     augmented: Augmented | None = None
+    tenant: str = ""  # the caller's tenant ("" for an admin key), for the metrics
 
 
 class CompletionsHandler:
@@ -109,6 +110,7 @@ class CompletionsHandler:
             stream=request.stream,
             client_wants_usage=wants_usage,
             started=started,
+            tenant=caller.tenant_id or "",
         )
         override = request.lorag.retrieval if request.lorag else None
         settings = target.retrieval
@@ -167,6 +169,7 @@ class CompletionsHandler:
         body["messages"] = augmented.messages
         augmented.seconds = time.perf_counter() - started
         prepared.augmented = augmented
+        self.metrics.retrievals.labels(augmented.status).inc()
 
     # --- non-streaming ------------------------------------------------------------------
     async def _complete(self, prepared: Prepared, request_id: str) -> JSONResponse:
@@ -255,6 +258,10 @@ class CompletionsHandler:
         self.metrics.requests.labels(prepared.endpoint, prepared.target.kind, str(status)).inc()
         self.metrics.latency.labels(prepared.endpoint).observe(
             time.perf_counter() - prepared.started
+        )
+        served = _served_headers(prepared.target)
+        self.metrics.record_served(
+            prepared.tenant, served["x-lorag-mode"], served["x-lorag-adapter"], status
         )
 
 

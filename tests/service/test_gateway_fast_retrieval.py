@@ -258,3 +258,10 @@ async def test_every_answer_names_the_mode_and_adapter_version(kb: KB) -> None:
     for answer in (streamed, whole):
         assert answer.headers["x-lorag-mode"] == "hybrid"
         assert answer.headers["x-lorag-adapter"] == "support@v1"
+    metrics = (await kb.client.get("/metrics")).text
+    assert re.search(
+        r'lorag_served_total\{adapter_version="support@v1",mode="hybrid",status="200",'
+        r'tenant="kb-a"\} [1-9]',
+        metrics,
+    )
+    assert re.search(r'lorag_retrievals_total\{status="ok"\} [1-9]', metrics)
