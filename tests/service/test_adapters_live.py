@@ -115,6 +115,27 @@ def test_adapter_mode_changes_answer_and_matches_vllm(gw: Gateway, world: World)
     assert chat(gw, world.acme_key, gw.base_name) == adapted
 
 
+def test_answer_and_metrics_name_the_adapter_version(gw: Gateway, world: World) -> None:
+    answer = httpx.post(
+        f"{gw.url}/v1/chat/completions",
+        json={
+            "model": "support",
+            "messages": [{"role": "user", "content": PROMPT}],
+            "max_tokens": 8,
+        },
+        headers={"authorization": f"Bearer {world.acme_key}"},
+        timeout=120,
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-lorag-mode"] == "support"
+    assert answer.headers["x-lorag-adapter"] == "support@v1"
+    metrics = httpx.get(f"{gw.url}/metrics").text
+    served = (
+        'lorag_served_total{adapter_version="support@v1",mode="support",status="200",tenant="acme"}'
+    )
+    assert served in metrics
+
+
 def test_models_lists_only_the_callers_modes(gw: Gateway, world: World) -> None:
     acme = sorted(m.id for m in gw.openai(api_key=world.acme_key).models.list())
     globex = sorted(m.id for m in gw.openai(api_key=world.globex_key).models.list())
