@@ -185,6 +185,20 @@ class EngineSettings(BaseModel):
         "no automatic tool choice (required and named tool choices still work). A remote "
         "engine uses what its servers were started with.",
     )
+    vllm_tool_strict_level: Literal["auto", "function", "parameter"] = Field(
+        "parameter",
+        description="Embedded engine: vLLM's --tool-strict-level. 'parameter' = tool-call "
+        "arguments always follow the tool's JSON schema (as if every tool were `strict: true`; "
+        "small models otherwise echo the schema back as arguments); 'function' = only the call's "
+        "name and shape are enforced; 'auto' = arguments enforced only for tools marked strict.",
+    )
+    vllm_compact_json: bool = Field(
+        True,
+        description="Embedded engine: guided JSON (response_format, tool-call arguments) leaves "
+        "no room for free whitespace, so a small model cannot loop on newlines inside a JSON "
+        "answer until max_tokens; uses vLLM's xgrammar backend (false = vLLM picks a backend "
+        "per request and whitespace is free).",
+    )
     max_model_len: int = Field(2048, description="Context length vLLM serves (prompt + answer).")
     max_lora_rank: int = Field(16, description="Largest LoRA rank vLLM serves.")
     max_loras: int = Field(4, description="Adapters in one engine batch.")

@@ -59,6 +59,8 @@ def build_engine(settings: Settings) -> Engine:
     config = EmbeddedEngineConfig(
         model=model,
         tool_parser=tools.parser,
+        tool_strict_level=settings.vllm_tool_strict_level,
+        compact_json=settings.vllm_compact_json,
         served_name=served_model_name(settings),
         log_path=settings.data_dir / "logs" / "vllm.log",
         dtype=dtype.value,

@@ -71,6 +71,7 @@ def quiet_cpu_environment(cores: int | None) -> dict[str, str]:
 
 _LOG_TAIL_LINES = 40
 GUARD_MIDDLEWARE = "service.engine.vllm_guard.GatewayOnly"
+COMPACT_JSON_CONFIG = '{"backend": "xgrammar", "disable_any_whitespace": true}'
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ class EmbeddedEngineConfig:
     start_timeout_s: float = 300.0
     tool_parser: str | None = None
     """vLLM's --tool-call-parser (automatic tool choice on); None: off."""
+    tool_strict_level: str = "parameter"
+    """vLLM's --tool-strict-level: `parameter` = call arguments always follow the tool's schema."""
+    compact_json: bool = True
+    """Guided JSON without free whitespace (vLLM's xgrammar backend)."""
     extra_args: list[str] = field(default_factory=list)
     environment: dict[str, str] = field(default_factory=dict)
     python: str = sys.executable
@@ -218,6 +223,9 @@ class EmbeddedEngine(Engine):
                 if cfg.tool_parser
                 else []
             ),
+            "--tool-strict-level",
+            cfg.tool_strict_level,
+            *(["--structured-outputs-config", COMPACT_JSON_CONFIG] if cfg.compact_json else []),
             "--disable-uvicorn-access-log",
             "--middleware",
             GUARD_MIDDLEWARE,

@@ -1,0 +1,120 @@
+"""One tenant with a mode of every kind on the session's real gateway, for the client tests.
+
+Each client library is pointed at lorag by `base_url` and the tenant's key only, and talks to
+the real vLLM on the bundled model: `plain` (base model), `support` (a LoRA adapter), `rag`
+(base model + retrieval) and `hybrid` (adapter + retrieval) over one ingested document.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import Gateway
+from tests.factories import make_lora_adapter
+
+TENANT = "clients"
+MODES = ("plain", "support", "rag", "hybrid")
+"""A mode of each kind: base, adapter, retrieval (RAG), adapter + retrieval (hybrid)."""
+RETRIEVAL_MODES = ("rag", "hybrid")
+DOCUMENT = {
+    "doc_id": "quentaro-sheet",
+    "title": "Quentaro kettle",
+    "text": "The Quentaro kettle is made in Lisbon. It holds 1.7 litres and boils in 3 minutes.",
+}
+WEATHER_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "Current weather in a city.",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+    },
+}
+CITY_SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
+    "required": ["city", "country"],
+    "additionalProperties": False,
+}
+
+
+def each_mode(check: Callable[[str], object], modes: tuple[str, ...] = MODES) -> None:
+    """`check(mode)` for every mode at once: vLLM batches their requests, so a feature costs
+    about one request's time, not one per mode. A failure names its mode."""
+    with ThreadPoolExecutor(len(modes)) as pool:
+        futures = {mode: pool.submit(check, mode) for mode in modes}
+    for mode, future in futures.items():
+        error = future.exception()
+        if error is not None:
+            raise AssertionError(f"in mode {mode!r}: {error}") from error
+
+
+@dataclass
+class Clients:
+    url: str
+    """The gateway's OpenAI base URL (`…/v1`)."""
+    key: str
+    """The tenant's API key."""
+
+
+@pytest.fixture(scope="session")
+def clients(gateway: Gateway, base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory):
+    gateway.wait_ready()
+    answer = gateway.admin("POST", "/admin/tenants", json={"id": TENANT})
+    assert answer.status_code == 201, answer.text
+    key = answer.json()["api_key"]
+    # a gentle adapter: served through vLLM's LoRA path, answering much as the base does, so
+    # what these tests prove is the client path in adapter modes, not an adapter's skill
+    adapter = make_lora_adapter(
+        base_model_dir, tmp_path_factory.mktemp("clients") / "v1", seed=7, b_std=0.005
+    )
+    answer = gateway.admin(
+        "POST", "/admin/adapters", json={"path": str(adapter), "name": "clients-support"}
+    )
+    assert answer.status_code == 201, answer.text
+    retrieval = {"top_k": 2}
+    for mode, target, settings in (
+        ("plain", "base", None),
+        ("support", "clients-support@v1", None),
+        ("rag", "base", retrieval),
+        ("hybrid", "clients-support@v1", retrieval),
+    ):
+        answer = gateway.admin(
+            "PUT",
+            f"/admin/tenants/{TENANT}/modes/{mode}",
+            json={"target": target, "retrieval": settings},
+        )
+        assert answer.status_code == 200, answer.text
+    _ingest(gateway, key)
+    return Clients(f"{gateway.url}/v1", key)
+
+
+def _ingest(gateway: Gateway, key: str) -> None:
+    headers = {"authorization": f"Bearer {key}"}
+    answer = httpx.post(
+        f"{gateway.url}/v1/knowledge/documents",
+        json={"documents": [DOCUMENT]},
+        headers=headers,
+        timeout=60,
+    )
+    assert answer.status_code == 202, answer.text
+    job_url = f"{gateway.url}/v1/knowledge/jobs/{answer.json()['id']}"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        job = httpx.get(job_url, headers=headers, timeout=30).json()
+        if job["status"] in ("succeeded", "failed"):
+            assert job["status"] == "succeeded", job
+            return
+        time.sleep(0.3)
+    raise TimeoutError("ingest job did not finish")
