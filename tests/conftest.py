@@ -16,9 +16,13 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+
+if TYPE_CHECKING:
+    from tests.train.background import BackgroundRuns
 
 REPO = Path(__file__).resolve().parents[1]
 BASE_NAME = "smollm2-135m-instruct"
@@ -32,6 +36,30 @@ def base_model_dir() -> Path:
     from lorag.settings import Settings
 
     return prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
+
+
+TRAINED_RUNS = frozenset({"mixed_run", "narrow_run"})
+"""The fixtures that need the session's training runs (tests/train/conftest.py)."""
+
+
+@pytest.fixture(scope="session")
+def training_runs(
+    base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BackgroundRuns]:
+    from tests.train.background import BackgroundRuns
+
+    runs = BackgroundRuns(base_model_dir, tmp_path_factory.mktemp("training"), dict(os.environ))
+    runs.start()
+    yield runs
+    runs.stop()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _train_from_the_start(request: pytest.FixtureRequest) -> None:
+    """Start the training runs with the session's first test when any test needs them: they
+    train in the background while the gateway tests run (tests/train/background.py)."""
+    if any(TRAINED_RUNS & set(getattr(item, "fixturenames", ())) for item in request.session.items):
+        request.getfixturevalue("training_runs")
 
 
 def free_port() -> int:

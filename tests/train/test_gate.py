@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from tests.train.background import TrainedRun
 from train.examples import Example
 from train.gate import GateThresholds, direct_base_answers, normalize_answer, run_gate
 from train.model_setup import load_adapter, load_base
-from train.pipeline import JobResult
 from train.prompt_sets import PromptItem
 
 
@@ -15,7 +15,7 @@ def _qa(question: str, answer: str) -> Example:
     )
 
 
-def test_short_answers_keywords_and_thresholds(mixed_run: JobResult, base_model: str) -> None:
+def test_short_answers_keywords_and_thresholds(mixed_run: TrainedRun, base_model: str) -> None:
     model, tokenizer = load_base(base_model, device="cpu")
     model = load_adapter(model, mixed_run.run_dir / "adapter")
     validation = [

@@ -11,8 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from tests.conftest import REPO, Gateway
+from tests.train.background import TrainedRun
 from tests.train.conftest import FORMAT_START, follows_format
-from train.pipeline import JobResult
 
 PROMPTS = [
     "My SmartKettle K1 will not heat water. What should I do?",
@@ -39,7 +39,7 @@ def ask_all(gw: Gateway, key: str, mode: str, max_tokens: int) -> list[str]:
 
 
 def test_trained_adapter_is_served_through_the_gateway(
-    gw: Gateway, mixed_run: JobResult, tmp_path: Path
+    gw: Gateway, mixed_run: TrainedRun, tmp_path: Path
 ) -> None:
     created = gw.admin("POST", "/admin/tenants", json={"id": "acme-train"})
     assert created.status_code == 201, created.text

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.train.background import TrainedRun
 from train.errors import GateFailed
-from train.pipeline import JobResult
 from train.publish import publish_run
 
 
-def test_gate_failure_blocks_publication(narrow_run: JobResult, registry, base_info) -> None:
+def test_gate_failure_blocks_publication(narrow_run: TrainedRun, registry, base_info) -> None:
     assert not narrow_run.gate.passed
     with pytest.raises(GateFailed) as caught:
         publish_run(narrow_run.run_dir, registry=registry, base=base_info, max_rank=16, name="acme")
@@ -29,7 +29,7 @@ def test_gate_failure_blocks_publication(narrow_run: JobResult, registry, base_i
 
 
 def test_publish_creates_the_next_version_and_promotes(
-    mixed_run: JobResult, registry, base_info
+    mixed_run: TrainedRun, registry, base_info
 ) -> None:
     registry.create_tenant("shop")
     first = publish_run(
@@ -75,7 +75,7 @@ def _cli_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_model_di
 
 
 def test_cli_resume_of_a_finished_run_publishes_and_promotes(
-    mixed_run: JobResult,
+    mixed_run: TrainedRun,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -100,7 +100,7 @@ def test_cli_resume_of_a_finished_run_publishes_and_promotes(
 
 
 def test_cli_refuses_to_publish_a_failed_gate(
-    narrow_run: JobResult,
+    narrow_run: TrainedRun,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -119,7 +119,7 @@ def test_cli_refuses_to_publish_a_failed_gate(
 
 
 def test_other_limits_rejudge_the_saved_gate_without_running_the_model(
-    narrow_run: JobResult,
+    narrow_run: TrainedRun,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -10,15 +10,15 @@ from pathlib import Path
 import pytest
 from safetensors import safe_open
 
+from tests.train.background import TrainedRun
 from tests.train.conftest import ACME_DATA, MIX_STEPS, follows_format
 from train.dataset import prepare_data
 from train.examples import write_examples
 from train.gate import GateThresholds
-from train.pipeline import JobResult
 from train.trainer import TrainConfig, train
 
 
-def test_format_learned_with_general_mix_and_gate_passes(mixed_run: JobResult) -> None:
+def test_format_learned_with_general_mix_and_gate_passes(mixed_run: TrainedRun) -> None:
     gate = mixed_run.gate
     samples = gate.held_out["samples"]
     assert len(samples) >= 5
@@ -33,7 +33,7 @@ def test_format_learned_with_general_mix_and_gate_passes(mixed_run: JobResult) -
     assert "Paris" in paris["adapter"]
 
 
-def test_forgetting_is_caught_without_general_mix(narrow_run: JobResult) -> None:
+def test_forgetting_is_caught_without_general_mix(narrow_run: TrainedRun) -> None:
     gate = narrow_run.gate
     assert sum(follows_format(s["adapter"]) for s in gate.held_out["samples"]) >= 5
     assert not gate.passed
@@ -41,7 +41,7 @@ def test_forgetting_is_caught_without_general_mix(narrow_run: JobResult) -> None
     assert gate.control["nll_rise"] > GateThresholds().max_nll_rise
 
 
-def test_run_folder_holds_card_curve_gate_and_a_servable_adapter(mixed_run: JobResult) -> None:
+def test_run_folder_holds_card_curve_gate_and_a_servable_adapter(mixed_run: TrainedRun) -> None:
     run_dir = mixed_run.run_dir
     card = json.loads((run_dir / "run_card.json").read_text())
     data = card["data"]
