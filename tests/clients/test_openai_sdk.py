@@ -197,3 +197,40 @@ def test_structured_output_validates(sdk: openai.OpenAI) -> None:
         assert isinstance(json.loads(loose.choices[0].message.content or ""), dict)
 
     each_mode(check)
+
+
+def test_responses_api_in_base_and_adapter_modes(sdk: openai.OpenAI) -> None:
+    """What the OpenAI Agents SDK talks by default: answered in base and adapter modes,
+    streamed and not; retrieval modes name the endpoint that serves them."""
+
+    def check(mode: str) -> None:
+        question = "Where is the Quentaro kettle made?"
+        if mode in RETRIEVAL_MODES:
+            with pytest.raises(openai.BadRequestError) as refused:
+                sdk.responses.create(model=mode, input=question, max_output_tokens=16)
+            assert refused.value.body["param"] == "model"
+            assert "/v1/chat/completions" in refused.value.body["message"]
+            return
+        reply = sdk.responses.create(
+            model=mode, input=question, temperature=0, max_output_tokens=24
+        )
+        assert reply.model == mode and reply.output_text
+        deltas, completed = [], None
+        for event in sdk.responses.create(
+            model=mode, input=question, temperature=0, max_output_tokens=24, stream=True
+        ):
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+            elif event.type == "response.completed":
+                completed = event.response
+        assert completed is not None and completed.model == mode
+        assert "".join(deltas) == completed.output_text == reply.output_text
+
+    each_mode(check)
+
+
+def test_responses_api_is_stateless_and_says_so(sdk: openai.OpenAI) -> None:
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.responses.create(model="plain", input="And then?", previous_response_id="resp_1")
+    assert refused.value.body["param"] == "previous_response_id"
+    assert "input" in refused.value.body["message"]

@@ -76,6 +76,29 @@ def _json(data: Any) -> bytes:
     return json.dumps(data, separators=(",", ":")).encode()  # compact, as vLLM writes it
 
 
+def _response_object(model: str, text: str, *, stream: bool) -> Response:
+    """A Responses API answer: the object, or its created/delta/completed events."""
+    message = {
+        "type": "message",
+        "role": "assistant",
+        "content": [{"type": "output_text", "text": text}],
+    }
+    done = {"id": "resp-fake-1", "object": "response", "model": model, "status": "completed"}
+    done |= {"output": [message], "usage": {"input_tokens": 1, "output_tokens": len(words(text))}}
+    if not stream:
+        return Response(_json(done), media_type="application/json")
+    created = {**done, "status": "in_progress", "output": []}
+    events = [
+        ("response.created", {"type": "response.created", "response": created}),
+        ("response.output_text.delta", {"type": "response.output_text.delta", "delta": text}),
+        ("response.completed", {"type": "response.completed", "response": done}),
+    ]
+    sse = b"".join(
+        b"event: %s\ndata: %s\n\n" % (name.encode(), _json(data)) for name, data in events
+    )
+    return Response(sse, media_type="text/event-stream")
+
+
 def _error(status: int, message: str, type: str, param: str | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": type, "param": param, "code": status}}
     return JSONResponse(body, status_code=status)
@@ -97,6 +120,8 @@ def reply_text(path: str, body: dict[str, Any]) -> str:
     if path == "/v1/chat/completions":
         users = [m for m in body.get("messages") or [] if m.get("role") == "user"]
         return f"{body['model']} heard: {_text(users[-1]['content']) if users else ''}"
+    if path == "/v1/responses":
+        return f"{body['model']} answered: {_text(body.get('input') or '')}"
     return f"{body['model']} read: {body.get('prompt')}"
 
 
@@ -150,6 +175,7 @@ class FakeVLLM:
                 Route("/v1/models", self._models),
                 Route("/v1/chat/completions", self._generate, methods=["POST"]),
                 Route("/v1/completions", self._generate, methods=["POST"]),
+                Route("/v1/responses", self._generate, methods=["POST"]),
                 Route("/v1/load_lora_adapter", self._load, methods=["POST"]),
                 Route("/v1/unload_lora_adapter", self._unload, methods=["POST"]),
             ],
@@ -279,6 +305,8 @@ class FakeVLLM:
                 "InternalServerError" if faults.status >= 500 else "BadRequestError",
             )
         text = reply_text(path, body)
+        if path == "/v1/responses":
+            return _response_object(model, text, stream=bool(body.get("stream")))
         usage = {
             "prompt_tokens": len(json.dumps(body.get("messages") or body.get("prompt")).split()),
             "completion_tokens": len(words(text)),

@@ -43,10 +43,16 @@ from schemathesis import GenerationMode
 from schemathesis.core import NotSet
 from schemathesis.python.asgi import shutdown_lifespans
 
+from ingest.embedding import BUNDLED_MODEL_NAME
 from lorag.retrieval_policy import normalized
 from service.app import build_app
 from service.protocol.knowledge import IngestRequest
-from service.protocol.openai import ChatCompletionRequest, CompletionRequest
+from service.protocol.openai import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    EmbeddingRequest,
+    ResponsesRequest,
+)
 from tests.conftest import BASE_NAME, REPO
 from tests.service.fake_vllm import ADMIN_KEY, gateway_settings, running_fake, tiny_adapter
 
@@ -59,7 +65,7 @@ REFUSED_EXAMPLES = 4  # for callers the route refuses (no admin key on /admin/..
 # Known names the generated cases are often steered to, so handlers go past their lookups
 # (generators merge an enum into a plain string type, so the schema cannot ask for them).
 KNOWN = {
-    "model": [BASE_NAME, *MODES],
+    "model": [BASE_NAME, *MODES, BUNDLED_MODEL_NAME],
     "tenant_id": [OTHER],
     "mode": list(MODES),
     "name": ["support"],
@@ -68,6 +74,8 @@ KNOWN = {
 ROUTES = [
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
+    ("POST", "/v1/responses"),
+    ("POST", "/v1/embeddings"),
     ("GET", "/v1/models"),
     ("GET", "/health"),
     ("GET", "/ready"),
@@ -95,10 +103,12 @@ ROUTES = [
 CALLERS = ("anonymous", "tenant", "admin")
 
 # Routes whose handlers use the knowledge base (off here): 503 store_unavailable is their
-# documented answer. Chat and completions use it in a mode with retrieval (`rag`).
+# documented answer. Chat and completions use it in a mode with retrieval (`rag`); embeddings
+# come from its embedding model, opened with it.
 USES_KNOWLEDGE = {
     ("POST", "/v1/chat/completions"),
     ("POST", "/v1/completions"),
+    ("POST", "/v1/embeddings"),
     ("DELETE", "/admin/tenants/{tenant_id}"),
     *((method, path) for method, path in ROUTES if "/knowledge/" in path),
 }
@@ -107,6 +117,8 @@ USES_KNOWLEDGE = {
 RAW_BODIES: dict[tuple[str, str], list[type]] = {
     ("POST", "/v1/chat/completions"): [ChatCompletionRequest],
     ("POST", "/v1/completions"): [CompletionRequest],
+    ("POST", "/v1/responses"): [ResponsesRequest],
+    ("POST", "/v1/embeddings"): [EmbeddingRequest],
     ("POST", "/v1/knowledge/documents"): [IngestRequest],
     ("POST", "/admin/knowledge/{tenant_id}/documents"): [IngestRequest],
 }

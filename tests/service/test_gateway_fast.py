@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ingest.embedding import BUNDLED_MODEL_NAME
 from tests.conftest import BASE_NAME
 from tests.service.fake_vllm import (
     ADMIN_KEY,
@@ -68,7 +69,11 @@ async def test_anonymous_caller_gets_the_base_model(settings, fake: FakeVLLM) ->
     assert text.status_code == 200, text.text
     assert text.json()["choices"][0]["text"] == f"{BASE_NAME} read: Hi"
     assert fake.bodies("/v1/completions")[0]["prompt"] == "Hi"
-    assert [m["id"] for m in models.json()["data"]] == [BASE_NAME]
+    # the served chat models, then the knowledge base's embedding model (/v1/embeddings)
+    cards = models.json()["data"]
+    assert [m["id"] for m in cards] == [BASE_NAME, BUNDLED_MODEL_NAME]
+    assert cards[0]["max_model_len"] == settings.max_model_len
+    assert cards[1]["lorag"] == {"embedding": True} and cards[1]["max_model_len"] is None
     assert fake.loaded() == []
 
 
@@ -109,7 +114,11 @@ async def test_tenant_mode_loads_then_forwards_the_adapter_version(
     assert answer.json()["choices"][0]["message"]["content"] == expected_chat("support@v1")
     assert again.json()["model"] == BASE_NAME
     assert plain.json()["choices"][0]["message"]["content"] == expected_chat(BASE_NAME)
-    assert sorted(m["id"] for m in models.json()["data"]) == ["plain", "support"]
+    assert sorted(m["id"] for m in models.json()["data"]) == [
+        BUNDLED_MODEL_NAME,
+        "plain",
+        "support",
+    ]
 
 
 async def test_promotion_preloads_the_new_version(

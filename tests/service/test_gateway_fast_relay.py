@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ingest.embedding import BUNDLED_MODEL_NAME
 from service.engine import Engine
 from service.errors import EngineUnavailable
 from tests.conftest import BASE_NAME
@@ -277,7 +278,7 @@ async def test_no_engine_up_is_503_and_a_mode_can_still_be_set(
         error = assert_envelope(answer, 503, type="service_unavailable")
         assert error["code"] == "engine_unavailable"
     assert ready.status_code == 503 and ready.json()["ready"] is False
-    assert [m["id"] for m in models.json()["data"]] == ["support"]
+    assert [m["id"] for m in models.json()["data"]] == ["support", BUNDLED_MODEL_NAME]
     assert fake.requests() == []
 
 
