@@ -105,23 +105,20 @@ class Embedder:
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
         if not texts:
             return []
-        with self._doc_lock, self._precision():
-            vectors = self._doc_model.encode(
-                texts,
-                batch_size=self.batch_size,
-                normalize_embeddings=True,
-                show_progress_bar=False,
-                convert_to_numpy=True,
-            )
-        return vectors.tolist()
+        with self._doc_lock:
+            return self._encode(self._doc_model, texts)
 
     def embed_query(self, text: str) -> list[float]:
         return self.embed_queries([text])[0]
 
     def embed_queries(self, texts: list[str]) -> list[list[float]]:
         """Normalized vectors on the query model (never behind an ingest batch)."""
-        with self._query_lock, self._precision():
-            vectors = self._query_model.encode(
+        with self._query_lock:
+            return self._encode(self._query_model, texts)
+
+    def _encode(self, model: Any, texts: list[str]) -> list[list[float]]:
+        with self._precision():
+            vectors = model.encode(
                 texts,
                 batch_size=self.batch_size,
                 normalize_embeddings=True,

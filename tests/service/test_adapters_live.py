@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from ingest.embedding import BUNDLED_MODEL_NAME
 from tests.conftest import Gateway
 from tests.factories import make_lora_adapter
 
@@ -139,8 +140,9 @@ def test_answer_and_metrics_name_the_adapter_version(gw: Gateway, world: World) 
 def test_models_lists_only_the_callers_modes(gw: Gateway, world: World) -> None:
     acme = sorted(m.id for m in gw.openai(api_key=world.acme_key).models.list())
     globex = sorted(m.id for m in gw.openai(api_key=world.globex_key).models.list())
-    assert acme == ["plain", "secret", "support"]
-    assert globex == ["chat"]
+    # each tenant's own modes, and the embedding model every caller may use
+    assert acme == [BUNDLED_MODEL_NAME, "plain", "secret", "support"]
+    assert globex == [BUNDLED_MODEL_NAME, "chat"]
 
 
 def test_other_tenants_modes_and_adapters_are_invisible(gw: Gateway, world: World) -> None:
@@ -204,7 +206,8 @@ def test_promotion_under_load_then_rollback(gw: Gateway, world: World) -> None:
 
     results: list[str] = []
     errors: list[BaseException] = []
-    started = threading.Barrier(9)
+    streams = 4
+    started = threading.Barrier(streams + 1)
 
     def stream() -> None:
         try:
@@ -225,7 +228,7 @@ def test_promotion_under_load_then_rollback(gw: Gateway, world: World) -> None:
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
-    threads = [threading.Thread(target=stream) for _ in range(8)]
+    threads = [threading.Thread(target=stream) for _ in range(streams)]
     for thread in threads:
         thread.start()
     started.wait(timeout=60)  # every stream has its first tokens from v1
@@ -236,7 +239,7 @@ def test_promotion_under_load_then_rollback(gw: Gateway, world: World) -> None:
     for thread in threads:
         thread.join(timeout=300)
     assert not errors
-    assert results == [long_v1] * 8  # running requests finished on v1
+    assert results == [long_v1] * streams  # running requests finished on v1
 
     set_mode(gw, "acme", "support", "support@v1")  # rollback
     assert chat(gw, world.acme_key, "support") == direct(gw, "reference-v1")

@@ -10,6 +10,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingest.embedding import BUNDLED_MODEL_NAME
 from lorag.hardware import detect_cpu
 from tests.conftest import Gateway
 
@@ -74,8 +75,9 @@ def test_completions_endpoint(gw: Gateway) -> None:
 
 
 def test_models_list(gw: Gateway) -> None:
-    ids = [m.id for m in gw.openai().models.list()]
-    assert ids == [gw.base_name]
+    cards = gw.openai().models.list().data
+    assert [m.id for m in cards] == [gw.base_name, BUNDLED_MODEL_NAME]
+    assert cards[0].model_extra["max_model_len"] == 2048
 
 
 def test_malformed_json_is_400_envelope(gw: Gateway) -> None:

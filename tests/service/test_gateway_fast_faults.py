@@ -273,9 +273,8 @@ def fake_vllm_python(tmp_path: Path) -> Path:
     return script
 
 
-async def test_a_hung_embedded_engine_is_marked_down_killed_and_restarted(
-    tmp_path: Path, fake_vllm_python: Path
-) -> None:
+def fake_embedded_engine(tmp_path: Path, fake_vllm_python: Path) -> EmbeddedEngine:
+    """The embedded engine's supervisor around the stand-in process, probing fast."""
     config = EmbeddedEngineConfig(
         model="fake",
         served_name=BASE_NAME,
@@ -286,7 +285,13 @@ async def test_a_hung_embedded_engine_is_marked_down_killed_and_restarted(
         probe_timeout_s=0.5,
         probe_failures=2,
     )
-    engine = EmbeddedEngine(config)
+    return EmbeddedEngine(config)
+
+
+async def test_a_hung_embedded_engine_is_marked_down_killed_and_restarted(
+    tmp_path: Path, fake_vllm_python: Path
+) -> None:
+    engine = fake_embedded_engine(tmp_path, fake_vllm_python)
     await engine.start()
     pid = None
     try:
@@ -312,6 +317,29 @@ async def test_a_hung_embedded_engine_is_marked_down_killed_and_restarted(
                 os.kill(pid, signal.SIGCONT)
         await engine.stop()
     assert detected < 5
+
+
+async def test_an_embedded_engine_that_dies_is_restarted(
+    tmp_path: Path, fake_vllm_python: Path
+) -> None:
+    """The crash path (the real vLLM's restart is tested once, hung: test_faults.py)."""
+    engine = fake_embedded_engine(tmp_path, fake_vllm_python)
+    await engine.start()
+    try:
+        await eventually(lambda: engine.describe()["up"], timeout_s=20)
+        pid = engine.pid
+        assert pid is not None
+        os.kill(pid, signal.SIGKILL)
+        await eventually(lambda: not engine.describe()["up"], timeout_s=10)
+        with pytest.raises(EngineUnavailable):
+            engine.pick_url()
+        await eventually(lambda: engine.describe()["up"], timeout_s=20)
+        assert engine.pid != pid
+        assert engine.describe()["restarts"] == 1
+        async with httpx.AsyncClient() as client:
+            assert (await client.get(f"{engine.pick_url()}/health")).status_code == 200
+    finally:
+        await engine.stop()
 
 
 def _zombie(pid: int) -> bool:
