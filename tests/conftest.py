@@ -40,8 +40,6 @@ def base_model_dir() -> Path:
 
 TRAINED_RUNS = frozenset({"mixed_run", "narrow_run"})
 """The fixtures that need the session's training runs (tests/train/conftest.py)."""
-GATEWAY = frozenset({"gateway"})
-"""The fixture of the session's real gateway and vLLM."""
 
 
 @pytest.fixture(scope="session")
@@ -56,31 +54,11 @@ def training_runs(
     runs.stop()
 
 
-def _needs(item: pytest.Item, fixtures: frozenset[str]) -> bool:
-    return bool(fixtures & set(getattr(item, "fixturenames", ())))
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Modules that need no engine first, then those that use the session's gateway, then
-    the training tests: vLLM starts while the first run (`_start_early`), and the training
-    runs train in the background while the gateway tests wait on the engine. A module stays
-    in one piece (its module fixtures are made once), in its order."""
-    group: dict[str, int] = {}
-    for item in items:
-        kind = 2 if _needs(item, TRAINED_RUNS) else 1 if _needs(item, GATEWAY) else 0
-        group[item.nodeid.split("::")[0]] = max(kind, group.get(item.nodeid.split("::")[0], 0))
-    items.sort(key=lambda item: group[item.nodeid.split("::")[0]])
-
-
 @pytest.fixture(scope="session", autouse=True)
-def _start_early(request: pytest.FixtureRequest) -> None:
-    """With the session's first test, start what takes minutes and runs by itself, when any
-    test needs it: the gateway (vLLM starting), and the training runs, which train in the
-    background while the gateway tests run (tests/train/background.py)."""
-    items = request.session.items
-    if any(_needs(item, GATEWAY) for item in items):
-        request.getfixturevalue("gateway_process")
-    if any(_needs(item, TRAINED_RUNS) for item in items):
+def _train_from_the_start(request: pytest.FixtureRequest) -> None:
+    """Start the training runs with the session's first test when any test needs them: they
+    train in the background while the gateway tests run (tests/train/background.py)."""
+    if any(TRAINED_RUNS & set(getattr(item, "fixturenames", ())) for item in request.session.items):
         request.getfixturevalue("training_runs")
 
 
@@ -164,10 +142,7 @@ def child_pids(pid: int) -> set[int]:
 
 
 @pytest.fixture(scope="session")
-def gateway_process(
-    tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path
-) -> Iterator[Gateway]:
-    """`lorag serve` started, not waited on (it takes a minute on a CPU)."""
+def gateway(tmp_path_factory: pytest.TempPathFactory, base_model_dir: Path) -> Iterator[Gateway]:
     data_dir = tmp_path_factory.mktemp("lorag-data")
     port = free_port()
     env = {
@@ -197,6 +172,7 @@ def gateway_process(
         )
     gw = Gateway(f"http://127.0.0.1:{port}", data_dir, process, log_path, env)
     try:
+        gw.wait_ready()
         yield gw
     finally:
         children = child_pids(process.pid)
@@ -213,13 +189,6 @@ def gateway_process(
             pid for pid in children | started_with(f"LORAG_DATA_DIR={data_dir}") if alive(pid)
         ]
         assert not orphans, f"lorag serve left processes behind: {orphans}"
-
-
-@pytest.fixture(scope="session")
-def gateway(gateway_process: Gateway) -> Gateway:
-    """The session's gateway (a real vLLM behind it), ready."""
-    gateway_process.wait_ready()
-    return gateway_process
 
 
 def started_with(variable: str) -> set[int]:

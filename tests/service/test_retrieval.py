@@ -265,7 +265,7 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     out = tmp_path / "report"
     command = [sys.executable, "-m", "cli", "eval", "answers", str(qa)]
     command += ["--tenant", "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out)]
-    command += ["--max-tokens", "24", "--concurrency", "12"]
+    command += ["--max-tokens", "24", "--concurrency", "4"]
     done = subprocess.run(
         command, cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600
     )
