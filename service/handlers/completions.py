@@ -106,6 +106,7 @@ class CompletionsHandler:
         body = data  # forwarded as sent: unknown fields reach vLLM untouched, but for the salt
         body["cache_salt"] = self.salts.for_tenant(caller.tenant_id)
         wants_usage = False
+        override = None
         if isinstance(request, ResponsesRequest):
             _check_stateless(request, target)
             body["store"] = False  # nothing is kept: no tenant can read another's responses
@@ -114,6 +115,7 @@ class CompletionsHandler:
             if request.stream:
                 options = body.get("stream_options") or {}
                 body["stream_options"] = {**options, "include_usage": True}
+            override = request.lorag.retrieval if request.lorag else None
         prepared = Prepared(
             endpoint=endpoint,
             target=target,
@@ -123,8 +125,6 @@ class CompletionsHandler:
             started=started,
             tenant=caller.tenant_id or "",
         )
-        lorag_options = getattr(request, "lorag", None)
-        override = lorag_options.retrieval if lorag_options else None
         settings = target.retrieval
         if settings is not None or override is not None:
             if settings is None:

@@ -342,3 +342,15 @@ async def test_fake_speaks_vllms_adapter_and_error_shapes(fake: FakeVLLM, tmp_pa
         }
     }
     assert gone.status_code == 404 and fake.adapters == {}
+
+
+async def test_responses_pass_through_statelessly(settings, fake: FakeVLLM) -> None:
+    async with gateway_client(settings) as client:
+        base = {"model": BASE_NAME, "input": "Hi", "lorag": {"retrieval": {"top_k": 1}}}
+        answer = await client.post("/v1/responses", json=base)
+        stored = await client.post("/v1/responses", json={**base, "previous_response_id": "r1"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["model"] == BASE_NAME
+    [sent] = fake.bodies("/v1/responses")
+    assert sent["store"] is False and "lorag" not in sent and sent["cache_salt"]
+    assert stored.status_code == 400 and stored.json()["error"]["param"] == "previous_response_id"
