@@ -125,6 +125,19 @@ class Gateway:
         return {"authorization": f"Bearer {self.vllm_api_key}"}
 
 
+def wait_job(gw: Gateway, key: str, job_id: str) -> dict[str, object]:
+    """The tenant's ingest job once it has ended; it must have succeeded."""
+    deadline = time.monotonic() + 300
+    auth = {"authorization": f"Bearer {key}"}
+    while time.monotonic() < deadline:
+        job = httpx.get(f"{gw.url}/v1/knowledge/jobs/{job_id}", headers=auth, timeout=30).json()
+        if job["status"] in ("succeeded", "failed"):
+            assert job["status"] == "succeeded", job
+            return dict(job)
+        time.sleep(0.3)
+    raise TimeoutError(f"ingest job {job_id} did not end")
+
+
 def child_pids(pid: int) -> set[int]:
     found: set[int] = set()
     for entry in Path("/proc").iterdir():

@@ -7,7 +7,6 @@ the real vLLM on the bundled model: `plain` (base model), `support` (a LoRA adap
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import Gateway
+from tests.conftest import Gateway, wait_job
 from tests.factories import make_lora_adapter
 
 TENANT = "clients"
@@ -109,12 +108,4 @@ def _ingest(gateway: Gateway, key: str) -> None:
         timeout=60,
     )
     assert answer.status_code == 202, answer.text
-    job_url = f"{gateway.url}/v1/knowledge/jobs/{answer.json()['id']}"
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        job = httpx.get(job_url, headers=headers, timeout=30).json()
-        if job["status"] in ("succeeded", "failed"):
-            assert job["status"] == "succeeded", job
-            return
-        time.sleep(0.3)
-    raise TimeoutError("ingest job did not finish")
+    wait_job(gateway, key, answer.json()["id"])

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import REPO, Gateway, free_port
+from tests.conftest import REPO, Gateway, free_port, wait_job
 from tests.factories import make_lora_adapter
 
 FACT_DOC = {
@@ -41,17 +40,6 @@ def ingest(gw: Gateway, key: str, documents: list[dict], **extra: object) -> dic
     )
     assert answer.status_code == 202, answer.text
     return wait_job(gw, key, answer.json()["id"])
-
-
-def wait_job(gw: Gateway, key: str, job_id: str) -> dict:
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        job = httpx.get(f"{gw.url}/v1/knowledge/jobs/{job_id}", headers=headers(key)).json()
-        if job["status"] in ("succeeded", "failed"):
-            assert job["status"] == "succeeded", job
-            return job
-        time.sleep(0.3)
-    raise TimeoutError(job_id)
 
 
 def ask(gw: Gateway, key: str, mode: str, question: str = QUESTION, **extra: object) -> dict:
