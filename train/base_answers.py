@@ -24,7 +24,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from train.examples import Example
+from train.examples import Example, Message
 from train.inference import Generation
 from train.prompt_sets import PromptItem
 
@@ -43,7 +43,7 @@ user's cache)."""
 
 _SAMPLE_BYTES = 2**20  # of each weight file's start and end: a cheap content digest
 
-GenerateFn = Callable[[list[list[dict[str, str]]]], list[Generation]]
+GenerateFn = Callable[[list[list[Message]]], list[Generation]]
 
 
 def base_fingerprint(base_model: str) -> str:
@@ -68,7 +68,7 @@ def base_fingerprint(base_model: str) -> str:
 
 
 def cache_file_name(
-    kind: str, prompts: list[list[dict[str, str]]], base_key: str, settings: dict[str, object]
+    kind: str, prompts: list[list[Message]], base_key: str, settings: dict[str, object]
 ) -> str:
     """The cache file of these answers: a hash of the model, the prompts and the settings."""
     key_source = {"base": base_key, "prompts": prompts, **settings}
@@ -82,7 +82,7 @@ def read_answers(path: Path) -> list[Generation]:
 
 
 def cached_base_answers(
-    prompts: list[list[dict[str, str]]],
+    prompts: list[list[Message]],
     *,
     kind: str,
     cache_dir: Path,

@@ -5,6 +5,9 @@ number and reason) and raises one `InvalidData` listing them all, so nothing is 
 file with errors. Formats:
 
     chat        {"messages": [{"role": "system"|"user"|"assistant", "content": "..."}, ...]}
+                OpenAI's fine-tuning chat format, tool calling included: "tools" (function
+                signatures), assistant "tool_calls" (content may then be null), "tool"
+                messages with a "tool_call_id", and "weight" 0/1 on assistant messages
     completion  {"prompt": "...", "completion": "..."}
     alpaca      {"instruction": "...", "input": "..." (optional), "output": "..."}
     csv         a header row, then one example per row (`--prompt-column`, `--completion-column`)
@@ -21,7 +24,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from train.errors import InvalidData
-from train.examples import ROLES, DataFormat, Example
+from train.examples import ROLES, DataFormat, Example, Message
 
 __all__ = [
     "CSV_COMPLETION_COLUMNS",
@@ -108,8 +111,12 @@ def _lines(raw: bytes) -> Iterator[tuple[int, str | None]]:
             yield number, None
 
 
+_Parsed = tuple[tuple[Message, ...], tuple[dict[str, object], ...]]
+"""A record's messages and its tools (empty where the format has none)."""
+
+
 def _read_jsonl(
-    raw: bytes, parse: Callable[[dict[str, object]], tuple[dict[str, str], ...]]
+    raw: bytes, parse: Callable[[dict[str, object]], _Parsed]
 ) -> tuple[list[Example], list[str]]:
     examples: list[Example] = []
     problems: list[str] = []
@@ -126,7 +133,8 @@ def _read_jsonl(
             problems.append(f"line {number}: expected a JSON object, got {type(record).__name__}")
             continue
         try:
-            examples.append(Example(parse(record), line=number))
+            messages, tools = parse(record)
+            examples.append(Example(messages, line=number, tools=tools))
         except _BadRecord as exc:
             problems.append(f"line {number}: {exc}")
     return examples, problems
@@ -145,13 +153,16 @@ def _text_field(record: dict[str, object], name: str, *, required: bool = True) 
     return value
 
 
-def _parse_chat(record: dict[str, object]) -> tuple[dict[str, str], ...]:
+def _parse_chat(record: dict[str, object]) -> _Parsed:
     if "messages" not in record:
         raise _BadRecord("missing field 'messages'")
     messages = record["messages"]
     if not isinstance(messages, list) or not messages:
         raise _BadRecord("'messages' must be a non-empty list")
-    parsed: list[dict[str, str]] = []
+    tools = _parse_tools(record.get("tools"))
+    names = {str(tool["function"]["name"]) for tool in tools}  # type: ignore[index]
+    parsed: list[Message] = []
+    call_ids: set[str] = set()
     for index, message in enumerate(messages):
         where = f"messages[{index}]"
         if not isinstance(message, dict):
@@ -159,36 +170,105 @@ def _parse_chat(record: dict[str, object]) -> tuple[dict[str, str], ...]:
         role = message.get("role")
         if role not in ROLES:
             raise _BadRecord(f"{where}: unknown role {role!r} (expected one of {', '.join(ROLES)})")
-        content = message.get("content")
-        if not isinstance(content, str):
-            raise _BadRecord(f"{where}: missing or non-string 'content'")
-        if not content.strip():
-            raise _BadRecord(f"{where}: empty {role} message")
         if role == "system" and index != 0:
             raise _BadRecord(f"{where}: a system message may only come first")
-        parsed.append({"role": role, "content": content})
+        calls = _parse_tool_calls(message, where, names) if role == "assistant" else []
+        content = message.get("content")
+        if not (calls and content is None):
+            if not isinstance(content, str):
+                raise _BadRecord(f"{where}: missing or non-string 'content'")
+            if not content.strip():
+                raise _BadRecord(f"{where}: empty {role} message")
+        entry: Message = {"role": role, "content": content}
+        if calls:
+            entry["tool_calls"] = calls
+            call_ids.update(str(call["id"]) for call in calls if "id" in call)
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id is not None and (not isinstance(call_id, str) or call_id not in call_ids):
+                raise _BadRecord(f"{where}: tool_call_id {call_id!r} answers no earlier tool call")
+            if call_id is not None:
+                entry["tool_call_id"] = call_id
+        if "weight" in message:
+            if role != "assistant" or message["weight"] not in (0, 1):
+                raise _BadRecord(f"{where}: 'weight' is 0 or 1, on assistant messages only")
+            entry["weight"] = int(message["weight"])
+        parsed.append(entry)
     if parsed[-1]["role"] != "assistant":
         raise _BadRecord("the last message must be the assistant's answer")
     if not any(m["role"] == "user" for m in parsed):
         raise _BadRecord("no user message")
-    return tuple(parsed)
+    if all(m.get("weight") == 0 for m in parsed if m["role"] == "assistant"):
+        raise _BadRecord("every assistant message has weight 0: nothing to train on")
+    return tuple(parsed), tools
 
 
-def _parse_completion(record: dict[str, object]) -> tuple[dict[str, str], ...]:
+def _parse_tools(tools: object) -> tuple[dict[str, object], ...]:
+    if tools is None:
+        return ()
+    if not isinstance(tools, list):
+        raise _BadRecord("'tools' must be a list of function tools")
+    for index, tool in enumerate(tools):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not (
+            isinstance(tool, dict)
+            and tool.get("type", "function") == "function"
+            and isinstance(function, dict)
+            and isinstance(function.get("name"), str)
+            and function["name"]
+        ):
+            shape = '{"type": "function", "function": {"name": ..., "parameters": ...}}'
+            raise _BadRecord(f"tools[{index}]: expected {shape}")
+        if not isinstance(function.get("parameters", {}), dict):
+            raise _BadRecord(f"tools[{index}].function.parameters must be a JSON schema object")
+    return tuple(tools)
+
+
+def _parse_tool_calls(message: dict[str, object], where: str, names: set[str]) -> list[Message]:
+    calls = message.get("tool_calls")
+    if calls is None:
+        return []
+    if not isinstance(calls, list) or not calls:
+        raise _BadRecord(f"{where}: 'tool_calls' must be a non-empty list")
+    parsed: list[Message] = []
+    for index, call in enumerate(calls):
+        at = f"{where}.tool_calls[{index}]"
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+            raise _BadRecord(f'{at}: expected {{"function": {{"name": ..., "arguments": ...}}}}')
+        name = function["name"]
+        if name not in names:
+            offered = ", ".join(sorted(names)) or "none (the record has no 'tools')"
+            raise _BadRecord(f"{at}: calls {name!r}, not among the record's tools: {offered}")
+        arguments = function.get("arguments")
+        try:
+            decoded = json.loads(arguments) if isinstance(arguments, str) else None
+        except ValueError:
+            decoded = None
+        if not isinstance(decoded, dict):
+            raise _BadRecord(f"{at}.function.arguments must be a string holding a JSON object")
+        entry: Message = {"type": "function", "function": {"name": name, "arguments": arguments}}
+        if isinstance(call.get("id"), str):
+            entry["id"] = call["id"]
+        parsed.append(entry)
+    return parsed
+
+
+def _parse_completion(record: dict[str, object]) -> _Parsed:
     prompt = _text_field(record, "prompt")
     completion = _text_field(record, "completion")
-    return ({"role": "user", "content": prompt}, {"role": "assistant", "content": completion})
+    return ({"role": "user", "content": prompt}, {"role": "assistant", "content": completion}), ()
 
 
-def _parse_alpaca(record: dict[str, object]) -> tuple[dict[str, str], ...]:
+def _parse_alpaca(record: dict[str, object]) -> _Parsed:
     instruction = _text_field(record, "instruction")
     extra = _text_field(record, "input", required=False).strip()
     output = _text_field(record, "output")
     prompt = f"{instruction}\n\n{extra}" if extra else instruction
-    return ({"role": "user", "content": prompt}, {"role": "assistant", "content": output})
+    return ({"role": "user", "content": prompt}, {"role": "assistant", "content": output}), ()
 
 
-_PARSERS: dict[str, Callable[[dict[str, object]], tuple[dict[str, str], ...]]] = {
+_PARSERS: dict[str, Callable[[dict[str, object]], _Parsed]] = {
     "chat": _parse_chat,
     "completion": _parse_completion,
     "alpaca": _parse_alpaca,

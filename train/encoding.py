@@ -5,6 +5,8 @@ found by rendering the conversation up to that turn twice (with the generation p
 with the turn itself); tokens whose characters fall inside a span keep their id as label,
 everything else (system, user, template markup, padding) gets -100 and costs no loss. The
 end-of-turn marker (`<|im_end|>` for ChatML) lies inside the span, so the model learns to stop.
+An assistant turn with `weight` 0 is context only. A conversation led by a `tools` entry
+(`Example.conversation`) renders with those tools, as vLLM renders a request's `tools`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 import torch
 
 from train.errors import InvalidOption
+from train.examples import TOOLS_ROLE, Message
 
 __all__ = [
     "IGNORE_INDEX",
@@ -40,24 +43,30 @@ class EncodedExample:
         return sum(label != IGNORE_INDEX for label in self.labels)
 
 
-def render_prompt(tokenizer: Any, messages: Sequence[dict[str, str]]) -> str:
-    """The text a generation starts from: the conversation plus the assistant header."""
-    text: str = tokenizer.apply_chat_template(
-        list(messages), tokenize=False, add_generation_prompt=True
-    )
+def _render(tokenizer: Any, conversation: Sequence[Message], **options: Any) -> str:
+    """The chat template's text for a conversation, with its leading `tools` entry (if any)
+    passed as the template's `tools`."""
+    messages = list(conversation)
+    tools = messages.pop(0)["tools"] if messages and messages[0]["role"] == TOOLS_ROLE else None
+    text: str = tokenizer.apply_chat_template(messages, tools=tools, tokenize=False, **options)
     return text
 
 
+def render_prompt(tokenizer: Any, messages: Sequence[Message]) -> str:
+    """The text a generation starts from: the conversation plus the assistant header."""
+    return _render(tokenizer, messages, add_generation_prompt=True)
+
+
 def _assistant_spans(
-    tokenizer: Any, messages: Sequence[dict[str, str]], open_end: bool
+    tokenizer: Any, messages: Sequence[Message], open_end: bool
 ) -> tuple[str, list[tuple[int, int]]]:
-    full = tokenizer.apply_chat_template(list(messages), tokenize=False)
+    full = _render(tokenizer, messages)
     spans: list[tuple[int, int]] = []
     for index, message in enumerate(messages):
-        if message["role"] != "assistant":
+        if message["role"] != "assistant" or message.get("weight") == 0:
             continue
         before = render_prompt(tokenizer, messages[:index])
-        through = tokenizer.apply_chat_template(list(messages[: index + 1]), tokenize=False)
+        through = _render(tokenizer, messages[: index + 1])
         if not (full.startswith(before) and full.startswith(through)):
             raise InvalidOption(
                 "the base model's chat template does not render conversations prefix by prefix; "
@@ -65,15 +74,16 @@ def _assistant_spans(
                 param="base_model",
             )
         end = len(through)
-        content = message["content"]
-        if open_end and index == len(messages) - 1 and full[len(before) :].startswith(content):
+        content = message.get("content") or ""
+        last = index == len(messages) - 1
+        if open_end and last and content and full[len(before) :].startswith(content):
             end = len(before) + len(content)  # a cut answer: do not teach stopping there
         spans.append((len(before), end))
     return full, spans
 
 
 def encode_messages(
-    tokenizer: Any, messages: Sequence[dict[str, str]], max_len: int, *, open_end: bool = False
+    tokenizer: Any, messages: Sequence[Message], max_len: int, *, open_end: bool = False
 ) -> EncodedExample | None:
     """Ids and labels for one conversation; None when truncation leaves nothing to learn.
 

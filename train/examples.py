@@ -2,8 +2,11 @@
 
 An `Example` is one conversation in OpenAI chat form (`[{"role", "content"}, ...]`) that ends
 with an assistant message, plus where it came from (the 1-based line in the user's file, or
-the general-prompt mix). Everything downstream (scrubbing, splitting, encoding, the gate)
-works on these; the input formats only differ in how they are parsed into them.
+the general-prompt mix). As in OpenAI's fine-tuning format it may carry `tools` (function
+signatures), assistant `tool_calls` (then `content` may be None), `tool` messages with the
+calls' results, and a `weight` (0 or 1) on assistant messages: 0 = context, not trained on.
+Everything downstream (scrubbing, splitting, encoding, the gate) works on these; the input
+formats only differ in how they are parsed into them.
 """
 
 from __future__ import annotations
@@ -15,55 +18,73 @@ from typing import Any, Literal
 
 __all__ = [
     "ROLES",
+    "TOOLS_ROLE",
     "DataFormat",
     "DataSummary",
     "Example",
+    "Message",
     "PreparedData",
     "read_examples",
     "write_examples",
 ]
 
-ROLES = ("system", "user", "assistant")
+ROLES = ("system", "user", "assistant", "tool")
+TOOLS_ROLE = "tools"
+"""The role of the entry that leads a `conversation` whose example has tools: what the chat
+template receives as `tools=` (`train.encoding`), kept in the conversation so every prompt
+list, and the base-answer cache keyed by prompts, carries them."""
+Message = dict[str, Any]
 DataFormat = Literal["chat", "completion", "alpaca", "csv"]
 
 
 @dataclass(frozen=True)
 class Example:
-    messages: tuple[dict[str, str], ...]
+    messages: tuple[Message, ...]
     line: int = 0  # 1-based line in the source file; 0 = not from the user's file
     source: str = "user"  # "user" | "general" (the base model's own answers) | "raft"
     open_end: bool = False  # the answer was cut at a length limit: no end-of-turn target
+    tools: tuple[dict[str, Any], ...] = ()  # OpenAI function tools offered in the conversation
 
     @property
-    def prompt_messages(self) -> list[dict[str, str]]:
+    def conversation(self) -> list[Message]:
+        """The messages, led by a `tools` entry when the example has tools."""
+        lead = [{"role": TOOLS_ROLE, "tools": list(self.tools)}] if self.tools else []
+        return [*lead, *self.messages]
+
+    @property
+    def prompt_messages(self) -> list[Message]:
         """Everything before the final assistant answer (what a generation starts from)."""
-        return list(self.messages[:-1])
+        return self.conversation[:-1]
 
     @property
     def answer(self) -> str:
-        return self.messages[-1]["content"]
+        """The final answer's text; tool calls as `name(arguments)` lines after it."""
+        final = self.messages[-1]
+        calls = [call["function"] for call in final.get("tool_calls") or ()]
+        lines = [final.get("content") or "", *(f"{c['name']}({c['arguments']})" for c in calls)]
+        return "\n".join(line for line in lines if line)
 
     def key(self) -> str:
         """Identity for exact-duplicate detection."""
-        return json.dumps(self.messages, sort_keys=True, ensure_ascii=False)
+        return json.dumps(self.conversation, sort_keys=True, ensure_ascii=False)
 
     def to_json(self) -> dict[str, object]:
         data: dict[str, object] = {"messages": list(self.messages), "line": self.line}
         data["source"] = self.source
         if self.open_end:
             data["open_end"] = True
+        if self.tools:
+            data["tools"] = list(self.tools)
         return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Example:
-        messages = tuple(
-            {"role": str(m["role"]), "content": str(m["content"])} for m in data["messages"]
-        )
         return cls(
-            messages,
+            tuple(dict(message) for message in data["messages"]),
             line=int(data.get("line", 0)),
             source=str(data.get("source", "user")),
             open_end=bool(data.get("open_end", False)),
+            tools=tuple(data.get("tools") or ()),
         )
 
 

@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, TypedDict
 
 from train.config import GateThresholds
-from train.examples import Example
+from train.examples import Example, Message
 from train.inference import Generation, adapter_merged, answer_nll, greedy_generate
 from train.prompt_sets import PromptItem
 
@@ -141,7 +141,7 @@ def _mean_nll(scores: list[tuple[float, int]]) -> float | None:
     return sum(nll for nll, _ in scores) / tokens if tokens else None
 
 
-BaseAnswerFn = Callable[[str, list[list[dict[str, str]]], int], list[Generation]]
+BaseAnswerFn = Callable[[str, list[list[Message]], int], list[Generation]]
 """(kind, prompts, max_new_tokens) -> the base model's greedy answers; the pipeline passes
 one that caches them (they only depend on the base model and the prompts)."""
 
@@ -149,9 +149,7 @@ one that caches them (they only depend on the base model and the prompts)."""
 def direct_base_answers(model: Any, tokenizer: Any, batch_size: int = 32) -> BaseAnswerFn:
     """Answers from `model` with its adapter switched off (no cache)."""
 
-    def answer(
-        kind: str, prompts: list[list[dict[str, str]]], max_new_tokens: int
-    ) -> list[Generation]:
+    def answer(kind: str, prompts: list[list[Message]], max_new_tokens: int) -> list[Generation]:
         with model.disable_adapter():
             return greedy_generate(
                 model,
@@ -166,7 +164,7 @@ def direct_base_answers(model: Any, tokenizer: Any, batch_size: int = 32) -> Bas
 
 
 def _adapter_answers(
-    model: Any, tokenizer: Any, prompts: list[list[dict[str, str]]], max_new_tokens: int, kind: str
+    model: Any, tokenizer: Any, prompts: list[list[Message]], max_new_tokens: int, kind: str
 ) -> list[Generation]:
     with adapter_merged(model):
         return greedy_generate(
@@ -182,7 +180,7 @@ def _held_out(
     common: dict[str, Any],
     base_answers: BaseAnswerFn,
 ) -> HeldOutReport:
-    conversations = [example.messages for example in validation]
+    conversations = [example.conversation for example in validation]
     adapter_loss = _mean_nll(answer_nll(model, tokenizer, conversations, **common))
     with model.disable_adapter():
         base_loss = _mean_nll(answer_nll(model, tokenizer, conversations, **common))
@@ -197,8 +195,11 @@ def _held_out(
     max_new_tokens = min(max(longest + 48, 32), 256)
     adapter_out = _adapter_answers(model, tokenizer, prompts, max_new_tokens, "held-out")
     base_out = base_answers("heldout", prompts, max_new_tokens)
-    short = [
-        i for i, e in enumerate(shown) if len(e.answer.split()) <= thresholds.short_answer_words
+    short = [  # text answers only: a tool call's text is the chat template's, not the reference's
+        i
+        for i, e in enumerate(shown)
+        if len(e.answer.split()) <= thresholds.short_answer_words
+        and not e.messages[-1].get("tool_calls")
     ]
     if short:
 

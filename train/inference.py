@@ -17,6 +17,7 @@ import torch
 from tqdm import tqdm
 
 from train.encoding import IGNORE_INDEX, collate, encode_messages, render_prompt
+from train.examples import Message
 
 __all__ = [
     "Generation",
@@ -78,7 +79,7 @@ def _device_of(model: Any) -> torch.device:
 def greedy_generate(
     model: Any,
     tokenizer: Any,
-    prompts: Sequence[Sequence[dict[str, str]]],
+    prompts: Sequence[Sequence[Message]],
     *,
     max_new_tokens: int = 64,
     batch_size: int = 32,
@@ -155,7 +156,7 @@ def assistant_logits(
 def _assistant_batches(
     model: Any,
     tokenizer: Any,
-    conversations: Sequence[Sequence[dict[str, str]]],
+    conversations: Sequence[Sequence[Message]],
     open_ends: Sequence[bool],
     *,
     max_len: int,
@@ -190,7 +191,7 @@ def _assistant_batches(
 def answer_nll(
     model: Any,
     tokenizer: Any,
-    conversations: Sequence[Sequence[dict[str, str]]],
+    conversations: Sequence[Sequence[Message]],
     *,
     max_len: int = 1024,
     batch_size: int = 8,
@@ -226,7 +227,7 @@ def answer_nll(
 def greedy_agreement(
     model: Any,
     tokenizer: Any,
-    conversations: Sequence[Sequence[dict[str, str]]],
+    conversations: Sequence[Sequence[Message]],
     *,
     open_ends: Sequence[bool],
     tolerance: float = 0.05,

@@ -26,7 +26,7 @@ import torch
 from train.base_answers import base_fingerprint, cached_base_answers, general_mix_examples
 from train.dataset import file_sha256, prepare_data
 from train.errors import InvalidOption, RunNotFound
-from train.examples import PreparedData, read_examples, write_examples
+from train.examples import Message, PreparedData, read_examples, write_examples
 from train.gate import GateReport, GateThresholds, direct_base_answers, run_gate
 from train.inference import Generation, greedy_generate
 from train.model_setup import load_adapter, load_base, pick_device, resolve_precision
@@ -82,7 +82,7 @@ def new_run_id(name: str | None) -> str:
 def _base_generator(base_model: str, device: str, max_new_tokens: int) -> Any:
     """A lazy "answer these with the base model" function for the answer cache."""
 
-    def generate(prompts: list[list[dict[str, str]]]) -> list[Generation]:
+    def generate(prompts: list[list[Message]]) -> list[Generation]:
         model, tokenizer = load_base(base_model, device=device)
         return greedy_generate(
             model,
@@ -173,7 +173,7 @@ def gate_run(
     base_key = base_fingerprint(base_model)
 
     def base_answers(
-        kind: str, prompts: list[list[dict[str, str]]], max_new_tokens: int
+        kind: str, prompts: list[list[Message]], max_new_tokens: int
     ) -> list[Generation]:
         return cached_base_answers(
             prompts,

@@ -9,6 +9,7 @@ IPv4 addresses are left alone. Names are not scrubbed (no reliable offline detec
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections import Counter
 from collections.abc import Callable
@@ -92,7 +93,23 @@ def scrub_text(text: str, counts: Counter[str]) -> str:
 
 
 def scrub_example(example: Example, counts: Counter[str]) -> Example:
-    messages = tuple(
-        {"role": m["role"], "content": scrub_text(m["content"], counts)} for m in example.messages
-    )
-    return Example(messages, example.line, example.source)
+    """The example with personal data replaced in every message's text and in the
+    arguments of its tool calls."""
+    messages = []
+    for message in example.messages:
+        scrubbed = dict(message)
+        if isinstance(message.get("content"), str):
+            scrubbed["content"] = scrub_text(message["content"], counts)
+        if message.get("tool_calls"):
+            scrubbed["tool_calls"] = [
+                {
+                    **call,
+                    "function": {
+                        **call["function"],
+                        "arguments": scrub_text(call["function"]["arguments"], counts),
+                    },
+                }
+                for call in message["tool_calls"]
+            ]
+        messages.append(scrubbed)
+    return dataclasses.replace(example, messages=tuple(messages))

@@ -136,7 +136,7 @@ def train(
     encoded: list[EncodedExample] = []
     for example in train_examples:
         item = encode_messages(
-            tokenizer, example.messages, cfg.max_seq_len, open_end=example.open_end
+            tokenizer, example.conversation, cfg.max_seq_len, open_end=example.open_end
         )
         if item is not None:
             encoded.append(item)
@@ -172,7 +172,7 @@ def train(
         scores = answer_nll(
             model,
             tokenizer,
-            [example.messages for example in val_examples],
+            [example.conversation for example in val_examples],
             max_len=cfg.max_seq_len,
             batch_size=cfg.batch_size,
             precision=precision.value,
