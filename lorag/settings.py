@@ -199,6 +199,12 @@ class EngineSettings(BaseModel):
         "answer until max_tokens; uses vLLM's xgrammar backend (false = vLLM picks a backend "
         "per request and whitespace is free).",
     )
+    vllm_cpu_lora_ops: bool = Field(
+        True,
+        description="Embedded engine on vLLM's CPU build: LoRA applied per adapter, not by copying "
+        "the adapter's weights for every token (lorag's vLLM plugin, "
+        "service/engine/cpu_lora_ops.py); false = vLLM's own ops (VLLM_PLUGINS set to none).",
+    )
     max_model_len: int = Field(2048, description="Context length vLLM serves (prompt + answer).")
     max_lora_rank: int = Field(16, description="Largest LoRA rank vLLM serves.")
     max_loras: int = Field(4, description="Adapters in one engine batch.")

@@ -52,6 +52,8 @@ def build_engine(settings: Settings) -> Engine:
         )
     dtype = resolve_engine_dtype(settings.vllm_dtype)
     quiet = quiet_cpu_environment(os.cpu_count()) if vllm_is_cpu_build() else {}
+    if quiet and not settings.vllm_cpu_lora_ops:
+        quiet["VLLM_PLUGINS"] = ""  # names no plugin: vLLM's own LoRA ops
     log.info("engine dtype: %s", dtype)
     model = resolve_base_model(settings)
     tools = choose_tool_parser(settings.vllm_tool_parser, model)

@@ -1,16 +1,19 @@
 """`langchain-openai`, unchanged but for `base_url` and the key, in every mode kind: `ChatOpenAI`
-invoke, stream, `bind_tools` and `with_structured_output`; `OpenAIEmbeddings`."""
+invoke, stream, `bind_tools` and `with_structured_output`; `OpenAIEmbeddings`. The chat
+requests, every feature in every mode, are sent at once."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
+import pytest
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 from pydantic import BaseModel
 
 from ingest.embedding import BUNDLED_MODEL_NAME
-from tests.clients.conftest import Clients, each_mode
+from tests.clients.conftest import MODES, Clients, answered, at_once, each_mode
 
 QUESTION = "Where is the Quentaro kettle made?"
 
@@ -39,25 +42,44 @@ def chat(clients: Clients, mode: str, max_tokens: int = 24) -> ChatOpenAI:
     )
 
 
-def test_invoke_and_stream_give_the_same_answer(clients: Clients) -> None:
-    def check(mode: str) -> None:
+@pytest.fixture(scope="module")
+def outcomes(clients: Clients) -> dict[str, object]:
+    """Every feature's request in every mode, sent at once (`at_once`)."""
+
+    def requests(mode: str) -> dict[str, Callable[[], object]]:
         llm = chat(clients, mode)
-        answer = llm.invoke(QUESTION)
+        tools = chat(clients, mode, max_tokens=48).bind_tools(
+            [get_weather], tool_choice="get_weather"
+        )
+        structured = chat(clients, mode, max_tokens=48).with_structured_output(
+            Capital, method="json_schema", strict=True
+        )
+        return {
+            "invoke": lambda: llm.invoke(QUESTION),
+            "stream": lambda: list(llm.stream(QUESTION)),
+            "bind_tools": lambda: tools.invoke("What is the weather in Paris?"),
+            "structured": lambda: structured.invoke("What is the capital of France?"),
+        }
+
+    return at_once(
+        {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
+    )
+
+
+def test_invoke_and_stream_give_the_same_answer(outcomes: dict[str, object]) -> None:
+    def check(mode: str) -> None:
+        answer = answered(outcomes, f"invoke/{mode}")
         assert isinstance(answer.content, str) and answer.content
         assert answer.response_metadata["model_name"] == mode
-        streamed = "".join(str(chunk.content) for chunk in llm.stream(QUESTION))
+        streamed = "".join(str(chunk.content) for chunk in answered(outcomes, f"stream/{mode}"))
         assert streamed == answer.content
 
     each_mode(check)
 
 
-def test_bind_tools_returns_a_parsed_tool_call(clients: Clients) -> None:
+def test_bind_tools_returns_a_parsed_tool_call(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        llm = chat(clients, mode, max_tokens=48).bind_tools(
-            [get_weather], tool_choice="get_weather"
-        )
-        message = llm.invoke("What is the weather in Paris?")
-        [call] = message.tool_calls
+        [call] = answered(outcomes, f"bind_tools/{mode}").tool_calls
         assert call["name"] == "get_weather"
         assert isinstance(call["args"]["city"], str) and call["id"]
         assert get_weather.invoke(call["args"]).startswith("sunny in ")
@@ -65,12 +87,9 @@ def test_bind_tools_returns_a_parsed_tool_call(clients: Clients) -> None:
     each_mode(check)
 
 
-def test_with_structured_output_gives_the_schema(clients: Clients) -> None:
+def test_with_structured_output_gives_the_schema(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        structured = chat(clients, mode, max_tokens=48).with_structured_output(
-            Capital, method="json_schema", strict=True
-        )
-        capital = structured.invoke("What is the capital of France?")
+        capital = answered(outcomes, f"structured/{mode}")
         assert isinstance(capital, Capital)
         assert capital.country and capital.capital
 

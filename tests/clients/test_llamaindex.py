@@ -1,14 +1,19 @@
 """LlamaIndex's `OpenAILike`, unchanged but for `api_base` and the key, in every mode kind:
-chat, streamed chat, a tool call it parses and runs, structured prediction."""
+chat, streamed chat, a tool call it parses and runs, structured prediction. The requests,
+every feature in every mode, are sent at once."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import pytest
 from llama_index.core.base.llms.types import ChatMessage
+from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai_like import OpenAILike
 from pydantic import BaseModel
 
-from tests.clients.conftest import RETRIEVAL_MODES, Clients, each_mode
+from tests.clients.conftest import MODES, RETRIEVAL_MODES, Clients, answered, at_once, each_mode
 
 QUESTION = [ChatMessage(role="user", content="Where is the Quentaro kettle made?")]
 
@@ -25,6 +30,9 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
+WEATHER = FunctionTool.from_defaults(fn=get_weather)
+
+
 def llm(clients: Clients, mode: str, max_tokens: int = 24) -> OpenAILike:
     return OpenAILike(
         model=mode,
@@ -39,44 +47,59 @@ def llm(clients: Clients, mode: str, max_tokens: int = 24) -> OpenAILike:
     )
 
 
-def test_chat_and_stream_chat_give_the_same_answer(clients: Clients) -> None:
+@pytest.fixture(scope="module")
+def outcomes(clients: Clients) -> dict[str, object]:
+    """Every feature's request in every mode, sent at once (`at_once`)."""
+
+    def requests(mode: str) -> dict[str, Callable[[], object]]:
+        client, longer = llm(clients, mode), llm(clients, mode, max_tokens=48)
+        return {
+            "chat": lambda: client.chat(QUESTION),
+            "stream_chat": lambda: list(client.stream_chat(QUESTION)),
+            "tools": lambda: longer.chat_with_tools(
+                [WEATHER], user_msg="What is the weather in Paris?", tool_required=True
+            ),
+            "structured": lambda: longer.structured_predict(
+                Capital, PromptTemplate("What is the capital of {country}?"), country="France"
+            ),
+        }
+
+    return at_once(
+        {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
+    )
+
+
+def test_chat_and_stream_chat_give_the_same_answer(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        client = llm(clients, mode)
-        answer = client.chat(QUESTION)
+        answer = answered(outcomes, f"chat/{mode}")
         assert answer.message.content
         assert answer.raw is not None and answer.raw.model == mode
         if mode in RETRIEVAL_MODES:
             citations = (answer.raw.model_extra or {})["lorag"]["retrieval"]["citations"]
             assert citations[0]["doc_id"] == "quentaro-sheet"
-        streamed = list(client.stream_chat(QUESTION))
+        streamed = answered(outcomes, f"stream_chat/{mode}")
         assert streamed[-1].message.content == answer.message.content
 
     each_mode(check)
 
 
-def test_a_tool_call_is_parsed_and_runs(clients: Clients) -> None:
-    weather = FunctionTool.from_defaults(fn=get_weather)
-
+def test_a_tool_call_is_parsed_and_runs(clients: Clients, outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        client = llm(clients, mode, max_tokens=48)
-        response = client.chat_with_tools(
-            [weather], user_msg="What is the weather in Paris?", tool_required=True
+        response = answered(outcomes, f"tools/{mode}")
+        calls = llm(clients, mode).get_tool_calls_from_response(
+            response, error_on_no_tool_call=True
         )
-        [call] = client.get_tool_calls_from_response(response, error_on_no_tool_call=True)
+        [call] = calls
         assert call.tool_name == "get_weather" and call.tool_id
         assert isinstance(call.tool_kwargs["city"], str)
-        assert weather.call(**call.tool_kwargs).content.startswith("sunny in ")
+        assert WEATHER.call(**call.tool_kwargs).content.startswith("sunny in ")
 
     each_mode(check)
 
 
-def test_structured_predict_gives_the_model(clients: Clients) -> None:
-    from llama_index.core.prompts import PromptTemplate
-
+def test_structured_predict_gives_the_model(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        capital = llm(clients, mode, max_tokens=48).structured_predict(
-            Capital, PromptTemplate("What is the capital of {country}?"), country="France"
-        )
+        capital = answered(outcomes, f"structured/{mode}")
         assert isinstance(capital, Capital)
         assert capital.country and capital.capital
 

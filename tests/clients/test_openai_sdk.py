@@ -1,28 +1,136 @@
 """The `openai` SDK, unchanged but for `base_url` and the key, in every mode kind: chat,
-streaming, tools (auto, required, none, named; streamed and not), structured output."""
+streaming, tools (auto, required, none, named; streamed and not), structured output, the
+Responses API.
+
+The module's requests, every feature in every mode, are sent at once (`outcomes`); each test
+then checks what its feature got."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import openai
 import pytest
 
 from tests.clients.conftest import (
     CITY_SCHEMA,
+    MODES,
     RETRIEVAL_MODES,
     WEATHER_TOOL,
     Clients,
+    answered,
+    at_once,
     each_mode,
 )
 
 WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
 KETTLE_QUESTION = [{"role": "user", "content": "Where is the Quentaro kettle made?"}]
+NAMED = {"type": "function", "function": {"name": "get_weather"}}
+TOOL_TURN = [
+    *WEATHER_QUESTION,
+    {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+            }
+        ],
+    },
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "sunny", "c": 21}'},
+]
+PLACE_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {"name": "place", "schema": CITY_SCHEMA, "strict": True},
+}
+# an open request lets this small model ramble inside the object until max_tokens; a closed
+# one ends it (a truncated object would be the client's max_tokens, not ours)
+CAPITAL_QUESTION = 'Give the capital of France as a JSON object with the key "capital".'
 
 
 @pytest.fixture(scope="module")
-def sdk(clients: Clients) -> openai.OpenAI:
-    return openai.OpenAI(base_url=clients.url, api_key=clients.key, max_retries=0)
+def outcomes(clients: Clients) -> dict[str, object]:
+    sdk = openai.OpenAI(base_url=clients.url, api_key=clients.key, max_retries=0)
+    chat = sdk.chat.completions
+
+    def requests(mode: str) -> dict[str, Callable[[], object]]:
+        greedy = {"model": mode, "temperature": 0}
+        calls: dict[str, Callable[[], object]] = {
+            "chat": lambda: chat.with_raw_response.create(
+                **greedy, messages=KETTLE_QUESTION, max_tokens=24
+            ),
+            "chat-stream": lambda: list(
+                chat.create(**greedy, messages=KETTLE_QUESTION, max_tokens=24, stream=True)
+            ),
+            "named": lambda: chat.create(
+                **greedy,
+                messages=WEATHER_QUESTION,
+                tools=[WEATHER_TOOL],
+                tool_choice=NAMED,
+                max_tokens=48,
+            ),
+            "required-stream": lambda: list(
+                chat.create(
+                    **greedy,
+                    messages=WEATHER_QUESTION,
+                    tools=[WEATHER_TOOL],
+                    tool_choice="required",
+                    max_tokens=48,
+                    stream=True,
+                )
+            ),
+            "auto": lambda: chat.create(
+                **greedy,
+                messages=WEATHER_QUESTION,
+                tools=[WEATHER_TOOL],
+                tool_choice="auto",
+                max_tokens=48,
+            ),
+            "none": lambda: chat.create(
+                **greedy,
+                messages=WEATHER_QUESTION,
+                tools=[WEATHER_TOOL],
+                tool_choice="none",
+                max_tokens=24,
+            ),
+            "tool-result": lambda: chat.create(
+                **greedy, messages=TOOL_TURN, tools=[WEATHER_TOOL], max_tokens=24
+            ),
+            "strict-json": lambda: chat.create(
+                **greedy,
+                messages=[{"role": "user", "content": "Name a city and its country as JSON."}],
+                response_format=PLACE_FORMAT,
+                max_tokens=48,
+            ),
+            "json-object": lambda: chat.create(
+                **greedy,
+                messages=[{"role": "user", "content": CAPITAL_QUESTION}],
+                response_format={"type": "json_object"},
+                max_tokens=48,
+            ),
+            "responses": lambda: sdk.responses.create(
+                **greedy, input=KETTLE_QUESTION[0]["content"], max_output_tokens=24
+            ),
+        }
+        if mode not in RETRIEVAL_MODES:
+            calls["responses-stream"] = lambda: list(
+                sdk.responses.create(
+                    **greedy,
+                    input=KETTLE_QUESTION[0]["content"],
+                    max_output_tokens=24,
+                    stream=True,
+                )
+            )
+        return calls
+
+    every = {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
+    every["stateful"] = lambda: sdk.responses.create(
+        model="plain", input="And then?", previous_response_id="resp_1"
+    )
+    return at_once(every)
 
 
 def weather_city(arguments: str) -> str:
@@ -32,20 +140,14 @@ def weather_city(arguments: str) -> str:
     return str(parsed["city"])
 
 
-def test_chat_names_the_mode_and_streams_chunks_with_choices(sdk: openai.OpenAI) -> None:
+def test_chat_names_the_mode_and_streams_chunks_with_choices(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        raw = sdk.chat.completions.with_raw_response.create(
-            model=mode, messages=KETTLE_QUESTION, temperature=0, max_tokens=24
-        )
+        raw = answered(outcomes, f"chat/{mode}")
         assert raw.headers["x-lorag-mode"] == mode
         reply = raw.parse()
         assert reply.model == mode
         assert reply.choices[0].message.content
-        chunks = list(
-            sdk.chat.completions.create(
-                model=mode, messages=KETTLE_QUESTION, temperature=0, max_tokens=24, stream=True
-            )
-        )
+        chunks = answered(outcomes, f"chat-stream/{mode}")
         # a naive client reads choices[0] of every chunk: without include_usage each has one
         assert all(chunk.choices for chunk in chunks)
         text = "".join(chunk.choices[0].delta.content or "" for chunk in chunks)
@@ -63,17 +165,9 @@ def test_chat_names_the_mode_and_streams_chunks_with_choices(sdk: openai.OpenAI)
     each_mode(check)
 
 
-def test_named_tool_choice_returns_a_parsed_call(sdk: openai.OpenAI) -> None:
+def test_named_tool_choice_returns_a_parsed_call(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        reply = sdk.chat.completions.create(
-            model=mode,
-            messages=WEATHER_QUESTION,
-            tools=[WEATHER_TOOL],
-            tool_choice={"type": "function", "function": {"name": "get_weather"}},
-            temperature=0,
-            max_tokens=48,
-        )
-        calls = reply.choices[0].message.tool_calls
+        calls = answered(outcomes, f"named/{mode}").choices[0].message.tool_calls
         assert calls and calls[0].type == "function"
         assert calls[0].function.name == "get_weather"
         assert calls[0].id
@@ -82,19 +176,10 @@ def test_named_tool_choice_returns_a_parsed_call(sdk: openai.OpenAI) -> None:
     each_mode(check)
 
 
-def test_required_tool_choice_streams_a_parsed_call(sdk: openai.OpenAI) -> None:
+def test_required_tool_choice_streams_a_parsed_call(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        stream = sdk.chat.completions.create(
-            model=mode,
-            messages=WEATHER_QUESTION,
-            tools=[WEATHER_TOOL],
-            tool_choice="required",
-            temperature=0,
-            max_tokens=48,
-            stream=True,
-        )
         names, arguments = [], ""
-        for chunk in stream:
+        for chunk in answered(outcomes, f"required-stream/{mode}"):
             for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
                 if call.function and call.function.name:
                     names.append(call.function.name)
@@ -105,62 +190,27 @@ def test_required_tool_choice_streams_a_parsed_call(sdk: openai.OpenAI) -> None:
     each_mode(check)
 
 
-def test_auto_and_none_tool_choices(sdk: openai.OpenAI) -> None:
+def test_auto_and_none_tool_choices(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
         # what agents send on every request: accepted, and any call comes back parsed
-        auto = sdk.chat.completions.create(
-            model=mode,
-            messages=WEATHER_QUESTION,
-            tools=[WEATHER_TOOL],
-            tool_choice="auto",
-            temperature=0,
-            max_tokens=48,
-        )
-        message = auto.choices[0].message
+        message = answered(outcomes, f"auto/{mode}").choices[0].message
         assert message.content or message.tool_calls
         for call in message.tool_calls or []:
             assert call.function.name == "get_weather"
             assert "<tool_call>" not in (message.content or "")
-        none = sdk.chat.completions.create(
-            model=mode,
-            messages=WEATHER_QUESTION,
-            tools=[WEATHER_TOOL],
-            tool_choice="none",
-            temperature=0,
-            max_tokens=24,
-        )
-        assert not none.choices[0].message.tool_calls
-        assert none.choices[0].message.content
+        none = answered(outcomes, f"none/{mode}").choices[0].message
+        assert not none.tool_calls
+        assert none.content
 
     each_mode(check)
 
 
-def test_tool_result_is_answered(sdk: openai.OpenAI) -> None:
+def test_tool_result_is_answered(outcomes: dict[str, object]) -> None:
     """The second turn of a tool call: the assistant's call (no content) and the tool's
     result go back in; the answer is text (in retrieval modes, with sources)."""
 
     def check(mode: str) -> None:
-        reply = sdk.chat.completions.create(
-            model=mode,
-            messages=[
-                *WEATHER_QUESTION,
-                {
-                    "role": "assistant",
-                    "content": None,
-                    "tool_calls": [
-                        {
-                            "id": "call_1",
-                            "type": "function",
-                            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
-                        }
-                    ],
-                },
-                {"role": "tool", "tool_call_id": "call_1", "content": '{"sky": "sunny", "c": 21}'},
-            ],
-            tools=[WEATHER_TOOL],
-            temperature=0,
-            max_tokens=24,
-        )
+        reply = answered(outcomes, f"tool-result/{mode}")
         assert reply.choices[0].message.content
         if mode in RETRIEVAL_MODES:
             assert "retrieval" in (reply.model_extra or {})["lorag"]
@@ -168,69 +218,43 @@ def test_tool_result_is_answered(sdk: openai.OpenAI) -> None:
     each_mode(check)
 
 
-def test_structured_output_validates(sdk: openai.OpenAI) -> None:
+def test_structured_output_validates(outcomes: dict[str, object]) -> None:
     def check(mode: str) -> None:
-        strict = sdk.chat.completions.create(
-            model=mode,
-            messages=[{"role": "user", "content": "Name a city and its country as JSON."}],
-            response_format={
-                "type": "json_schema",
-                "json_schema": {"name": "place", "schema": CITY_SCHEMA, "strict": True},
-            },
-            temperature=0,
-            max_tokens=48,
-        )
+        strict = answered(outcomes, f"strict-json/{mode}")
         place = json.loads(strict.choices[0].message.content or "")
         assert set(place) == {"city", "country"}
         assert all(isinstance(value, str) for value in place.values())
-        # an open request lets this small model ramble inside the object until max_tokens; a
-        # closed one ends it (a truncated object would be the client's max_tokens, not ours)
-        question = 'Give the capital of France as a JSON object with the key "capital".'
-        loose = sdk.chat.completions.create(
-            model=mode,
-            messages=[{"role": "user", "content": question}],
-            response_format={"type": "json_object"},
-            temperature=0,
-            max_tokens=48,
-        )
+        loose = answered(outcomes, f"json-object/{mode}")
         assert loose.choices[0].finish_reason == "stop"
         assert isinstance(json.loads(loose.choices[0].message.content or ""), dict)
 
     each_mode(check)
 
 
-def test_responses_api_in_base_and_adapter_modes(sdk: openai.OpenAI) -> None:
+def test_responses_api_in_base_and_adapter_modes(outcomes: dict[str, object]) -> None:
     """What the OpenAI Agents SDK talks by default: answered in base and adapter modes,
     streamed and not; retrieval modes name the endpoint that serves them."""
 
     def check(mode: str) -> None:
-        question = "Where is the Quentaro kettle made?"
         if mode in RETRIEVAL_MODES:
-            with pytest.raises(openai.BadRequestError) as refused:
-                sdk.responses.create(model=mode, input=question, max_output_tokens=16)
-            assert refused.value.body["param"] == "model"
-            assert "/v1/chat/completions" in refused.value.body["message"]
+            refused = outcomes[f"responses/{mode}"]
+            assert isinstance(refused, openai.BadRequestError), refused
+            assert refused.body["param"] == "model"
+            assert "/v1/chat/completions" in refused.body["message"]
             return
-        reply = sdk.responses.create(
-            model=mode, input=question, temperature=0, max_output_tokens=24
-        )
+        reply = answered(outcomes, f"responses/{mode}")
         assert reply.model == mode and reply.output_text
-        deltas, completed = [], None
-        for event in sdk.responses.create(
-            model=mode, input=question, temperature=0, max_output_tokens=24, stream=True
-        ):
-            if event.type == "response.output_text.delta":
-                deltas.append(event.delta)
-            elif event.type == "response.completed":
-                completed = event.response
-        assert completed is not None and completed.model == mode
+        events = answered(outcomes, f"responses-stream/{mode}")
+        deltas = [e.delta for e in events if e.type == "response.output_text.delta"]
+        [completed] = [e.response for e in events if e.type == "response.completed"]
+        assert completed.model == mode
         assert "".join(deltas) == completed.output_text == reply.output_text
 
     each_mode(check)
 
 
-def test_responses_api_is_stateless_and_says_so(sdk: openai.OpenAI) -> None:
-    with pytest.raises(openai.BadRequestError) as refused:
-        sdk.responses.create(model="plain", input="And then?", previous_response_id="resp_1")
-    assert refused.value.body["param"] == "previous_response_id"
-    assert "input" in refused.value.body["message"]
+def test_responses_api_is_stateless_and_says_so(outcomes: dict[str, object]) -> None:
+    refused = outcomes["stateful"]
+    assert isinstance(refused, openai.BadRequestError), refused
+    assert refused.body["param"] == "previous_response_id"
+    assert "input" in refused.body["message"]
