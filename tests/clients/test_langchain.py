@@ -31,7 +31,7 @@ def get_weather(city: str) -> str:
     return f"sunny in {city}"
 
 
-def chat(clients: Clients, mode: str, max_tokens: int = 24) -> ChatOpenAI:
+def chat(clients: Clients, mode: str, max_tokens: int = 16) -> ChatOpenAI:
     return ChatOpenAI(
         model=mode,
         base_url=clients.url,

@@ -33,7 +33,7 @@ def get_weather(city: str) -> str:
 WEATHER = FunctionTool.from_defaults(fn=get_weather)
 
 
-def llm(clients: Clients, mode: str, max_tokens: int = 24) -> OpenAILike:
+def llm(clients: Clients, mode: str, max_tokens: int = 16) -> OpenAILike:
     return OpenAILike(
         model=mode,
         api_base=clients.url,

@@ -60,10 +60,10 @@ def outcomes(clients: Clients) -> dict[str, object]:
         greedy = {"model": mode, "temperature": 0}
         calls: dict[str, Callable[[], object]] = {
             "chat": lambda: chat.with_raw_response.create(
-                **greedy, messages=KETTLE_QUESTION, max_tokens=24
+                **greedy, messages=KETTLE_QUESTION, max_tokens=16
             ),
             "chat-stream": lambda: list(
-                chat.create(**greedy, messages=KETTLE_QUESTION, max_tokens=24, stream=True)
+                chat.create(**greedy, messages=KETTLE_QUESTION, max_tokens=16, stream=True)
             ),
             "named": lambda: chat.create(
                 **greedy,
@@ -94,10 +94,10 @@ def outcomes(clients: Clients) -> dict[str, object]:
                 messages=WEATHER_QUESTION,
                 tools=[WEATHER_TOOL],
                 tool_choice="none",
-                max_tokens=24,
+                max_tokens=16,
             ),
             "tool-result": lambda: chat.create(
-                **greedy, messages=TOOL_TURN, tools=[WEATHER_TOOL], max_tokens=24
+                **greedy, messages=TOOL_TURN, tools=[WEATHER_TOOL], max_tokens=16
             ),
             "strict-json": lambda: chat.create(
                 **greedy,
@@ -112,7 +112,7 @@ def outcomes(clients: Clients) -> dict[str, object]:
                 max_tokens=48,
             ),
             "responses": lambda: sdk.responses.create(
-                **greedy, input=KETTLE_QUESTION[0]["content"], max_output_tokens=24
+                **greedy, input=KETTLE_QUESTION[0]["content"], max_output_tokens=16
             ),
         }
         if mode not in RETRIEVAL_MODES:
@@ -120,7 +120,7 @@ def outcomes(clients: Clients) -> dict[str, object]:
                 sdk.responses.create(
                     **greedy,
                     input=KETTLE_QUESTION[0]["content"],
-                    max_output_tokens=24,
+                    max_output_tokens=16,
                     stream=True,
                 )
             )

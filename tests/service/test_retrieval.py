@@ -241,19 +241,22 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     set_mode(gw, "kb-report", "rag", "base", {"top_k": 2})
     set_mode(gw, "kb-report", "adapter", "report@v1", None)
     set_mode(gw, "kb-report", "hybrid", "report@v1", {"top_k": 2})
-    for path in sorted((REPO / "examples" / "knowledge").glob("*.md")):
-        upload = httpx.post(
+    jobs = [
+        httpx.post(
             f"{gw.url}/v1/knowledge/documents",
             files={"file": (path.name, path.read_bytes(), "text/markdown")},
             headers=headers(key),
-        )
-        wait_job(gw, key, upload.json()["id"])
+        ).json()["id"]
+        for path in sorted((REPO / "examples" / "knowledge").glob("*.md"))
+    ]
+    for job in jobs:  # queued together, waited for together
+        wait_job(gw, key, job)
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join((REPO / "examples" / "qa.jsonl").read_text().splitlines(True)[:3]))
     out = tmp_path / "report"
     command = [sys.executable, "-m", "cli", "eval", "answers", str(qa)]
     command += ["--tenant", "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out)]
-    command += ["--max-tokens", "24", "--concurrency", "4"]
+    command += ["--max-tokens", "24", "--concurrency", "12"]  # all 3 x 4 answers at once
     done = subprocess.run(
         command, cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600
     )
