@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import BaseModel
 
 from tests.conftest import Gateway, wait_job
 from tests.factories import make_lora_adapter
@@ -41,6 +42,15 @@ WEATHER_TOOL = {
         },
     },
 }
+
+
+class Capital(BaseModel):
+    """The capital city of a country."""
+
+    country: str
+    capital: str
+
+
 CITY_SCHEMA = {
     "type": "object",
     "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
@@ -68,6 +78,15 @@ def at_once(calls: dict[str, Callable[[], object]]) -> dict[str, object]:
     with ThreadPoolExecutor(len(calls)) as pool:
         futures = {name: pool.submit(call) for name, call in calls.items()}
     return {name: future.exception() or future.result() for name, future in futures.items()}
+
+
+def every_mode_at_once(
+    requests: Callable[[str], dict[str, Callable[[], object]]],
+) -> dict[str, object]:
+    """`at_once` over `requests(mode)` for every mode, named `feature/mode`."""
+    return at_once(
+        {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
+    )
 
 
 def answered(outcomes: dict[str, object], name: str) -> Any:

@@ -10,19 +10,11 @@ from collections.abc import Callable
 import pytest
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
-from pydantic import BaseModel
 
 from ingest.embedding import BUNDLED_MODEL_NAME
-from tests.clients.conftest import MODES, Clients, answered, at_once, each_mode
+from tests.clients.conftest import Capital, Clients, answered, each_mode, every_mode_at_once
 
 QUESTION = "Where is the Quentaro kettle made?"
-
-
-class Capital(BaseModel):
-    """The capital city of a country."""
-
-    country: str
-    capital: str
 
 
 @tool
@@ -61,9 +53,7 @@ def outcomes(clients: Clients) -> dict[str, object]:
             "structured": lambda: structured.invoke("What is the capital of France?"),
         }
 
-    return at_once(
-        {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
-    )
+    return every_mode_at_once(requests)
 
 
 def test_invoke_and_stream_give_the_same_answer(outcomes: dict[str, object]) -> None:

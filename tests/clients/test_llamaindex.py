@@ -11,18 +11,17 @@ from llama_index.core.base.llms.types import ChatMessage
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
 from llama_index.llms.openai_like import OpenAILike
-from pydantic import BaseModel
 
-from tests.clients.conftest import MODES, RETRIEVAL_MODES, Clients, answered, at_once, each_mode
+from tests.clients.conftest import (
+    RETRIEVAL_MODES,
+    Capital,
+    Clients,
+    answered,
+    each_mode,
+    every_mode_at_once,
+)
 
 QUESTION = [ChatMessage(role="user", content="Where is the Quentaro kettle made?")]
-
-
-class Capital(BaseModel):
-    """The capital city of a country."""
-
-    country: str
-    capital: str
 
 
 def get_weather(city: str) -> str:
@@ -64,9 +63,7 @@ def outcomes(clients: Clients) -> dict[str, object]:
             ),
         }
 
-    return at_once(
-        {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
-    )
+    return every_mode_at_once(requests)
 
 
 def test_chat_and_stream_chat_give_the_same_answer(outcomes: dict[str, object]) -> None:
