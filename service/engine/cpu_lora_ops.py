@@ -5,9 +5,11 @@ LoRA matrix with `weights[token_indices]`: a copy of the adapter's matrix for ev
 the batch, then a batched product. For a 500-token prompt that is a 500-fold copy of every
 LoRA matrix of every layer; in a decode batch of 32 it is 32 copies per step. Here each
 adapter's tokens are gathered and multiplied by its matrix once: the same products, the same
-semantics (indices as vLLM gives them, including -1), no copies. Measured on one core of an
-AMD EPYC (Zen 4), rank 16: shrink of 500 tokens 5.4 -> 0.44 ms (576 wide) and
-30 -> 0.9 ms (1536 wide); a decode batch of 32: 0.30 -> 0.13 ms; one token: unchanged.
+semantics (indices as vLLM gives them, including -1), no copies. Where the batch holds only a
+few tokens per adapter (decoding across many adapters) vLLM's gather is cheaper, and is kept.
+Measured on one core of an AMD EPYC (Zen 4), rank 16: shrink of 500 tokens 5.4 -> 0.44 ms
+(576 wide) and 30 -> 0.9 ms (1536 wide); a decode batch of 32: 0.30 -> 0.13 ms; one token:
+unchanged.
 End to end in `bench/adapters.py` and `docs/benchmarks.md`.
 
 vLLM calls `register` in each of its processes (entry point group `vllm.general_plugins`);
@@ -26,6 +28,10 @@ __all__ = ["PLUGIN_NAME", "bgmv_expand", "bgmv_expand_slice", "bgmv_shrink", "re
 PLUGIN_NAME = "lorag-cpu-lora"
 """The plugin's entry point name (pyproject.toml), as `VLLM_PLUGINS` names it."""
 
+_TOKENS_PER_ADAPTER_TO_LOOP = 8
+"""Below this many tokens per adapter in the batch, vLLM's gather is cheaper than a loop of
+products (bench/adapters.py: 8 streams over 8 adapters, 41 tok/s looping, 60 gathering)."""
+
 log = logging.getLogger("vllm.plugins.lorag")  # vLLM's handler writes it to its log
 
 
@@ -42,7 +48,12 @@ def _per_adapter(inputs: Any, weights: Any, indices: Any, dtype: Any) -> Any:
     if bool((indices == first).all()):  # one adapter for the whole batch: one product
         torch.matmul(rows, matrices[first].to(dtype=dtype).T, out=result)
         return result
-    for index in indices.unique().tolist():
+    adapters = indices.unique()
+    if rows.shape[0] < _TOKENS_PER_ADAPTER_TO_LOOP * adapters.numel():
+        # a few tokens each for many adapters (a decode batch across adapters): one gather of
+        # a matrix per token, vLLM's way, costs less than a product per adapter
+        return torch.einsum("bi,boi->bo", rows, matrices[indices].to(dtype=dtype))
+    for index in adapters.tolist():
         chosen = (indices == index).nonzero().squeeze(1)
         result[chosen] = rows[chosen] @ matrices[index].to(dtype=dtype).T
     return result
