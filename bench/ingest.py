@@ -8,9 +8,10 @@ Usage:
 FOLDER defaults to Debian's python3.11-doc HTML (`apt-get install -y python3.11-doc`);
 `*.html` files are ingested, the generated index pages left out. `--limit` takes the first
 N files. Search latency is per call of `KnowledgeBase.search` (query embedding included),
-hybrid (dense + BM25, RRF), always filtered to one tenant. The 100k point is reached by
-padding the store with synthetic chunks of ten other tenants. qdrant-client's local mode is
-brute force in pure Python, so its size is capped at `--local-cap` points.
+hybrid (dense + BM25, relative score fusion), always filtered to one tenant. The 100k
+point is reached by padding the store with synthetic chunks of ten other tenants.
+qdrant-client's local mode is brute force in pure Python, so its size is capped at
+`--local-cap` points.
 Goals: unchanged re-ingest >= 20x faster than the first; hybrid p50 < 20 ms at 100k.
 """
 

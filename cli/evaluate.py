@@ -12,13 +12,15 @@ import json
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import httpx
 
 from cli import mode_report
+from cli import sweep as sweep_module
 from cli.arguments import tenant_id
 from cli.mode_report import ModeSummary, Outcome, QAItem, chart, judge, read_qa, table
 from ingest.errors import InvalidInput
@@ -126,6 +128,24 @@ def _register_answers(eval_commands: Commands) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("lorag-report"), help="report.md, .png, answers.jsonl"
     )
+    sweep = parser.add_argument_group(
+        "sweep",
+        "With --sweep, one mode's retrieval settings are tried over a grid instead (default "
+        + ", ".join(f"{k}={','.join(map(str, v))}" for k, v in sweep_module.DEFAULT_GRID.items())
+        + "): sweep.md, sweep.png and sweep.jsonl in --out, and the command that sets the mode "
+        "to the winner. " + sweep_module.__doc__.split("\n\n")[1].replace("\n", " "),
+    )
+    sweep.add_argument(
+        "--sweep", action="store_true", help="try a grid of retrieval settings on one mode"
+    )
+    sweep.add_argument(
+        "--vary",
+        action="append",
+        metavar="NAME=V1,V2",
+        help="a grid row replacing the default's (repeatable): top_k, min_k, relative_cutoff "
+        "(none or 0..1), search, template, collapse_near_duplicates, source_order, "
+        "on_degenerate",
+    )
     parser.set_defaults(handler=_eval_answers)
 
 
@@ -166,7 +186,11 @@ def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
             raise InvalidRequest(f"the API key belongs to tenant {owner.id!r}, not {args.tenant!r}")
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     url = args.url or f"http://{settings.host}:{settings.port}"
-    summaries = run(url, api_key, items, modes, args.max_tokens, args.concurrency)
+    if args.sweep or args.vary:
+        return _sweep(args, url, api_key, items, modes)
+    summaries = run(
+        url, api_key, items, modes, args.max_tokens, args.concurrency, progress=_progress("")
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "answers.jsonl").open("w", encoding="utf-8") as handle:
         for summary in summaries:
@@ -184,6 +208,56 @@ def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _progress(label: str) -> Callable[[int, int], None]:
+    """Prints `answered N/TOTAL` to standard error about every 10% (and at the end)."""
+
+    def show(done: int, total: int) -> None:
+        if done == total or done % max(1, total // 10) == 0:
+            print(f"{label}answered {done}/{total}", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _sweep(
+    args: argparse.Namespace, url: str, api_key: str, items: list[QAItem], modes: list[str]
+) -> int:
+    if len(modes) != 1:
+        raise InvalidRequest("--sweep tries settings on one mode: give --modes NAME", param="modes")
+    grid = sweep_module.parse_vary(args.vary)
+    rows = []
+    tried = sweep_module.points(grid)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with (args.out / "sweep.jsonl").open("w", encoding="utf-8") as handle:
+        for number, setting in enumerate(tried, start=1):
+            label = f"[{number}/{len(tried)}] " + " ".join(f"{k}={v}" for k, v in setting.items())
+            summary = run(
+                url,
+                api_key,
+                items,
+                modes,
+                args.max_tokens,
+                args.concurrency,
+                retrieval=setting,
+                progress=_progress(label + ": "),
+            )[0]
+            rows.append(sweep_module.SweepRow(setting, summary))
+            for outcome in summary.outcomes:
+                handle.write(json.dumps({"setting": setting, **outcome.__dict__}) + "\n")
+    report = sweep_module.table(rows)
+    header = f"# Retrieval sweep: mode {modes[0]}, {len(items)} questions\n\n"
+    (args.out / "sweep.md").write_text(header + report + "\n", encoding="utf-8")
+    sweep_module.chart(rows, args.out / "sweep.png")
+    print(report)
+    best = sweep_module.winner(rows)
+    print(f"\nwrote {args.out / 'sweep.md'}, {args.out / 'sweep.png'}, {args.out / 'sweep.jsonl'}")
+    if best is None:
+        print("no setting was tried as asked: the mode allows only narrower ones (see clipped)")
+        return 1
+    print(f"winner: {best.label}; set the mode to it with:")
+    print("  " + sweep_module.apply_command(args.tenant, modes[0], best.setting))
+    return 0
+
+
 def run(
     url: str,
     api_key: str,
@@ -191,9 +265,14 @@ def run(
     modes: list[str],
     max_tokens: int,
     concurrency: int = 1,
+    *,
+    retrieval: dict[str, Any] | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> list[ModeSummary]:
     """Every question through every mode; `concurrency` requests in flight at once (the
-    engine batches them: faster, but each latency then includes the others' share)."""
+    engine batches them: faster, but each latency then includes the others' share).
+    `retrieval`: sent as each request's `lorag.retrieval`; `progress(done, total)` is called
+    as answers come in."""
     summaries = [ModeSummary(mode) for mode in modes]
     headers = {"authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
@@ -206,6 +285,8 @@ def run(
                 "temperature": 0,
                 "max_tokens": max_tokens,
             }
+            if retrieval is not None:
+                body["lorag"] = {"retrieval": retrieval}
             started = time.perf_counter()
             answer = client.post("/v1/chat/completions", json=body)
             seconds = time.perf_counter() - started
@@ -217,6 +298,8 @@ def run(
 
         jobs = [(item, mode) for item in items for mode in modes]
         with ThreadPoolExecutor(concurrency) as pool:
-            for outcome in pool.map(ask, jobs):
+            for done, outcome in enumerate(pool.map(ask, jobs), start=1):
                 summaries[modes.index(outcome.mode)].outcomes.append(outcome)
+                if progress is not None:
+                    progress(done, len(jobs))
     return summaries

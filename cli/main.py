@@ -59,6 +59,8 @@ def _configure_logging(level: str) -> None:
         logging.Formatter("%(asctime)s %(levelname)s [%(request_id)s] %(name)s: %(message)s")
     )
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    if logging.getLogger().level > logging.DEBUG:  # a line per request drowns the progress
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -44,6 +44,10 @@ class Outcome:
     citation_ok: bool | None
     seconds: float
     tokens: int
+    degenerate: str | None = None  # why the answer says nothing (`lorag.retrieval`)
+    retried: bool = False
+    settings: dict[str, Any] | None = None  # the retrieval settings it was answered with
+    retrieval_seconds: float = 0.0  # the gateway's search and prompt assembly
 
 
 @dataclass
@@ -71,6 +75,14 @@ class ModeSummary:
     @property
     def tokens(self) -> float:
         return statistics.mean(o.tokens for o in self.outcomes)
+
+    @property
+    def retrieval_ms(self) -> float:
+        return 1000 * statistics.mean(o.retrieval_seconds for o in self.outcomes)
+
+    @property
+    def degenerate(self) -> int:
+        return sum(o.degenerate is not None for o in self.outcomes)
 
 
 def _qa_item(number: int, record: Any) -> QAItem:
@@ -100,6 +112,7 @@ def _normal(text: str) -> str:
 def judge(mode: str, item: QAItem, reply: dict[str, Any], seconds: float) -> Outcome:
     text = reply["choices"][0]["message"].get("content") or ""
     retrieval = (reply.get("lorag") or {}).get("retrieval")
+    report = retrieval or {}
     cited_doc, citation_ok = None, None
     if retrieval is not None and item.doc_id is not None:
         citations = retrieval.get("citations") or []
@@ -117,6 +130,10 @@ def judge(mode: str, item: QAItem, reply: dict[str, Any], seconds: float) -> Out
         citation_ok=citation_ok,
         seconds=seconds,
         tokens=int((reply.get("usage") or {}).get("completion_tokens") or 0),
+        degenerate=report.get("degenerate"),
+        retried=bool(report.get("retried")),
+        settings=report.get("settings"),
+        retrieval_seconds=float(report.get("seconds") or 0.0),
     )
 
 

@@ -78,6 +78,18 @@ def register(commands: Commands) -> None:
     )
     cmd.set_defaults(handler=_set_mode, default=None)
 
+    cmd = actions.add_parser(
+        "set-retrieval",
+        help="change some retrieval settings of a tenant's mode (the rest kept)",
+        description="Merge SETTINGS (a JSON object, e.g. the winner `lorag eval answers "
+        "--sweep` prints) into the retrieval settings of MODE of tenant ID; its target, "
+        "default and other settings stay. Settings: see lorag/retrieval_policy.py.",
+    )
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.add_argument("mode", metavar="MODE", help="mode name")
+    cmd.add_argument("settings", metavar="SETTINGS", type=json_object, help="JSON object")
+    cmd.set_defaults(handler=_set_retrieval)
+
     cmd = actions.add_parser("remove-mode", help="remove a tenant's mode")
     cmd.add_argument("tenant", metavar="ID", help="tenant id")
     cmd.add_argument("mode", metavar="MODE", help="mode name")
@@ -167,6 +179,17 @@ def _set_mode(args: argparse.Namespace, settings: Settings) -> int:
     )
     default = " (default)" if mode.is_default else ""
     print(f"{mode.qualified_name} -> {mode.target}{default}")
+    return 0
+
+
+def _set_retrieval(args: argparse.Namespace, settings: Settings) -> int:
+    from lorag.retrieval_policy import normalized
+
+    registry = open_registry(settings)
+    mode = registry.get_mode(args.tenant, args.mode)
+    merged = normalized({**(mode.retrieval or {}), "enabled": True, **args.settings})
+    updated = registry.set_mode(args.tenant, args.mode, mode.target, retrieval=merged)
+    print(f"{updated.qualified_name} -> {updated.target}: {json.dumps(updated.retrieval)}")
     return 0
 
 

@@ -16,6 +16,8 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lorag.prompting import DEFAULT_TEMPLATE as TEMPLATE
+from lorag.prompting import TEMPLATES
 from lorag.settings import Settings
 from train.config import GateThresholds, TrainConfig, help_for
 from train.data_formats import FORMATS
@@ -195,6 +197,13 @@ def register(commands: Commands) -> None:
         help="share of examples without the right chunk, answered 'not found' (default: 0.1)",
     )
     raft.add_argument("--seed", type=int, default=0, help="seed for shuffling chunks")
+    raft.add_argument(
+        "--template",
+        default=TEMPLATE,
+        choices=sorted(TEMPLATES),
+        help="prompt template of the sources, as the hybrid mode will use "
+        f"(default: {TEMPLATE}, a mode's default)",
+    )
     raft.set_defaults(handler=_build_raft)
 
 
@@ -321,6 +330,7 @@ def _build_raft(args: argparse.Namespace, settings: Settings) -> int:
         top_k=args.top_k,
         no_context_fraction=args.no_context_fraction,
         seed=args.seed,
+        template_version=args.template,
     )
     print(summary)
     return 0

@@ -233,7 +233,8 @@ class KnowledgeBase:
         score_threshold: float | None = None,
     ) -> list[Hit]:
         """The tenant's chunks nearest to `query`. Scores: cosine (dense), BM25 (sparse),
-        RRF (hybrid), so `score_threshold` means something different per mode."""
+        a fraction of the best in 0..1 (hybrid: `ingest.store.fusion`), so `score_threshold`
+        means something different per mode."""
         check_tenant(tenant)
         if mode not in SEARCH_MODES:
             raise InvalidInput(f"mode must be one of {', '.join(SEARCH_MODES)}", param="mode")

@@ -123,7 +123,7 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result: a chunk of a document and its score (RRF score in hybrid mode)."""
+    """One search result: a chunk of a document and its score (hybrid: the fused relative score, 0..1)."""
 
     id: str
     doc_id: str

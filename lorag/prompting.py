@@ -16,11 +16,13 @@ from typing import Any, Protocol
 from lorag.errors import InvalidRequest
 
 __all__ = [
+    "DEFAULT_TEMPLATE",
     "TEMPLATES",
     "Assembled",
     "Template",
     "Tokenizer",
     "cited_numbers",
+    "label",
     "template",
     "with_context",
 ]
@@ -34,12 +36,28 @@ class Template:
 
     version: str
     instructions: str
-    source_line: str  # format with index, title, text
-    user_message: str  # format with sources, instructions, question
+    source_line: str  # format with index, title, label (title > section), text
+    user_message: str  # format with sources, about, instructions, question
+    about: str = ""  # format with entities: the documents the question names, if any
+    keep_lines: bool = False  # the chunk's own line breaks (lists, tables) stay
+    strict_instructions: str = (
+        "Answer the question in one short sentence, in your own words, using the sources "
+        "below. Cite the source like [1]. Do not list or repeat the sources."
+    )  # a retry of a degenerate answer (`lorag.degenerate`)
 
-    def render(self, sources: str, question: str, instructions: str | None = None) -> str:
+    def render(
+        self,
+        sources: str,
+        question: str,
+        instructions: str | None = None,
+        entities: Sequence[str] = (),
+    ) -> str:
+        about = self.about.format(entities=" and ".join(entities)) if entities else ""
         return self.user_message.format(
-            sources=sources, instructions=instructions or self.instructions, question=question
+            sources=sources,
+            about=about,
+            instructions=instructions or self.instructions,
+            question=question,
         )
 
 
@@ -50,7 +68,21 @@ TEMPLATES = {
         source_line="[{index}] {title}: {text}",
         user_message="Sources:\n{sources}\n\n{instructions}\n\nQuestion: {question}",
     ),
+    # Each source labelled with its document and section and its lines kept, and the
+    # documents the question names stated above the sources: look-alike documents' sources
+    # can be told apart (examples/lookalike; docs/benchmarks.md, "Look-alike documents").
+    "v2": Template(
+        version="v2",
+        instructions="Answer the question using the sources below. Cite sources like [1].",
+        source_line="[{index}] {label}\n{text}",
+        user_message="{about}Sources:\n{sources}\n\n{instructions}\n\nQuestion: {question}",
+        about="These sources are about {entities}.\n\n",
+        keep_lines=True,
+    ),
 }
+
+DEFAULT_TEMPLATE = "v2"
+"""A mode's template unless it names one (measured: docs/benchmarks.md, look-alike documents)."""
 
 _CITATION = re.compile(r"\[(\d{1,3})\]")
 
@@ -81,9 +113,24 @@ class Assembled:
     prompt_tokens: int
 
 
+def label(hit: Any) -> str:
+    """`Title > Section` of a hit (its section path starts with its title when it has one)."""
+    title = hit.title or hit.doc_id
+    section = getattr(hit, "section", None)
+    if not section:
+        return str(title)
+    return str(section) if str(section).startswith(str(title)) else f"{title} > {section}"
+
+
 def _line(chosen: Template, index: int, hit: Any) -> str:
-    text = " ".join(str(hit.text).split())
-    return chosen.source_line.format(index=index, title=hit.title or hit.doc_id, text=text)
+    if chosen.keep_lines:
+        lines = (" ".join(line.split()) for line in str(hit.text).splitlines())
+        text = "\n".join(line for line in lines if line)
+    else:
+        text = " ".join(str(hit.text).split())
+    return chosen.source_line.format(
+        index=index, title=hit.title or hit.doc_id, label=label(hit), text=text
+    )
 
 
 def with_context(
@@ -94,21 +141,34 @@ def with_context(
     template_version: str,
     instructions: str | None,
     budget_tokens: int,
+    entities: Sequence[str] = (),
+    best_last: bool = False,
+    strict: bool = False,
 ) -> Assembled:
     """`messages` with the sources that fit in `budget_tokens` (the whole prompt, chat template
-    included) placed in the last user message."""
+    included) placed in the last user message: `hits` best first; the weakest are left out
+    when the budget is short; listed best first, or best last (next to the question) with
+    `best_last`, numbered in the order listed. `entities`: the documents the question names
+    (stated where the template says); `strict`: the template's strict instructions (a retry
+    of a degenerate answer)."""
     chosen = template(template_version)
+    if strict:
+        instructions = chosen.strict_instructions
 
     last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
     question = messages[last_user].get("content")
 
+    def listed(kept: Sequence[Any]) -> list[Any]:
+        return list(reversed(kept)) if best_last else list(kept)
+
     def render(kept: Sequence[Any]) -> list[dict[str, Any]]:
-        sources = "\n".join(_line(chosen, i, hit) for i, hit in enumerate(kept, start=1))
+        lines = (_line(chosen, i, hit) for i, hit in enumerate(listed(kept), start=1))
+        sources = "\n".join(lines)
         rendered = list(messages)
         if isinstance(question, str):
-            content: Any = chosen.render(sources or "(none)", question, instructions)
+            content: Any = chosen.render(sources or "(none)", question, instructions, entities)
         else:  # content parts: the sources go in a text part before the others
-            intro = chosen.render(sources or "(none)", "", instructions).rstrip()
+            intro = chosen.render(sources or "(none)", "", instructions, entities).rstrip()
             content = [{"type": "text", "text": intro}, *(question or [])]
         rendered[last_user] = {**messages[last_user], "content": content}
         return rendered
@@ -136,4 +196,4 @@ def with_context(
         kept.pop()
         final = render(kept)
         total = count(final)
-    return Assembled(final, kept, len(hits) - len(kept), total)
+    return Assembled(final, listed(kept), len(hits) - len(kept), total)

@@ -3,7 +3,8 @@
 The query is the last user message, preceded by the previous user turn (follow-ups such as
 "and its warranty?" need it). The mode's settings decide top_k, search, filter and threshold;
 a request may narrow them (`lorag.retrieval`) when the mode allows it, never widen them
-(`lorag.retrieval_policy`).
+(`lorag.retrieval_policy`). The search returns a pool of candidates (`POOL_FACTOR` x top_k),
+from which `lorag.source_selection` keeps the sources (cut-off, near-duplicates, min/max k).
 """
 
 from __future__ import annotations
@@ -14,14 +15,32 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ingest.knowledge import MAX_QUERY_CHARS, KnowledgeBase
+from ingest.knowledge import MAX_QUERY_CHARS, MAX_TOP_K, KnowledgeBase
 from ingest.models import Hit
-from lorag.prompting import Assembled, Tokenizer, cited_numbers, with_context
+from lorag.degenerate import degenerate
+from lorag.prompting import Assembled, Tokenizer, cited_numbers, label, with_context
 from lorag.retrieval_policy import RetrievalSettings
+from lorag.source_selection import Selection, select
 from service.errors import InvalidRequest, StoreUnavailable
 from service.protocol.retrieval import Citation, RetrievalReport
 
-__all__ = ["Augmented", "Retriever", "query_of", "search_query"]
+__all__ = ["POOL_FACTOR", "Augmented", "Retriever", "query_of", "search_query"]
+
+REPORTED_SETTINGS = {
+    "top_k",
+    "min_k",
+    "search",
+    "score_threshold",
+    "relative_cutoff",
+    "collapse_near_duplicates",
+    "source_order",
+    "template",
+    "on_degenerate",
+}
+"""The settings a response reports it answered with (the mode's, narrowed by the request)."""
+
+POOL_FACTOR = 3
+"""Candidates searched per source kept: room for near-duplicates and the cut-off to drop."""
 
 
 def _text(content: Any) -> str:
@@ -83,6 +102,16 @@ class Augmented:
     draft: str | None = None
     message: str | None = None
     seconds: float = 0.0
+    selection: Selection | None = None
+    asked: list[dict[str, Any]] | None = None  # the messages as the client sent them
+    retried: bool = False  # asked again with the template's strict instructions
+
+    def check(self, answer: str) -> str | None:
+        """Why `answer` is degenerate (`lorag.degenerate`), or None (also without sources)."""
+        if not self.kept:
+            return None
+        labels = [text for hit in self.kept for text in (label(hit), hit.title or "")]
+        return degenerate(answer, labels)
 
     def report(self, answer: str) -> dict[str, Any]:
         numbers = cited_numbers(answer)
@@ -105,8 +134,15 @@ class Augmented:
             status=self.status,
             query=self.query,
             template=self.settings.template,
+            settings=self.settings.model_dump(include=REPORTED_SETTINGS),
             citations=citations,
             dropped_for_budget=self.dropped,
+            below_cutoff=self.selection.below_cutoff if self.selection else 0,
+            collapsed=self.selection.collapsed if self.selection else 0,
+            entities=self.selection.entities if self.selection else [],
+            comparison=self.selection.comparison if self.selection else False,
+            degenerate=self.check(answer),
+            retried=self.retried,
             stages=self.stages,
             draft=self.draft,
             message=self.message,
@@ -140,7 +176,7 @@ class Retriever:
                 knowledge.search,
                 tenant,
                 query,
-                top_k=settings.top_k,
+                top_k=min(MAX_TOP_K, settings.top_k * POOL_FACTOR),
                 mode=settings.search,
                 filter=settings.filter,
                 score_threshold=settings.score_threshold,
@@ -158,7 +194,10 @@ class Retriever:
         *,
         extra_query: str = "",
         previous: list[Hit] | None = None,
+        strict: bool = False,
     ) -> Augmented:
+        """`messages` with the sources chosen for them (`strict`: the template's stricter
+        instructions, to ask again after a degenerate answer)."""
         query = query_of(messages)
         search_text = search_query(f"{query} {extra_query}")  # the search refuses long ones
         try:
@@ -174,7 +213,15 @@ class Retriever:
                 kept=[],
                 message=exc.message,
             )
-        hits = _dedupe([*(previous or []), *hits])[: settings.top_k]
+        selection = select(
+            _dedupe([*(previous or []), *hits]),
+            query,
+            max_k=settings.top_k,
+            min_k=settings.min_k,
+            cutoff=settings.relative_cutoff,
+            collapse=settings.collapse_near_duplicates,
+        )
+        hits = selection.kept  # type: ignore[assignment]  # the Hits given, best first
         if not hits:
             return Augmented(
                 messages=messages, settings=settings, query=query, status="no_results", kept=[]
@@ -190,6 +237,9 @@ class Retriever:
                 template_version=settings.template,
                 instructions=settings.instructions,
                 budget_tokens=self.max_model_len - reserve,
+                entities=selection.entities,
+                best_last=settings.source_order == "best_last",
+                strict=strict,
             )
         )
         return Augmented(
@@ -199,4 +249,6 @@ class Retriever:
             status="ok",
             kept=assembled.kept,  # the hits given, in prompt order
             dropped=assembled.dropped,
+            selection=selection,
+            asked=messages,
         )

@@ -3,8 +3,8 @@
 For every question/answer pair (`QA.jsonl`: `question`, `answer`, optional `doc_id` naming the
 document that holds the answer), the tenant's knowledge base is searched and a chat example
 is written whose prompt carries numbered chunks exactly as the gateway presents them at
-serving time (`lorag.prompting.with_context`, template v1): the right chunk (the
-"oracle") shuffled among distractors, and an answer that cites it with `[n]`. A seeded
+serving time (`lorag.prompting.with_context`, a mode's default template unless `--template`):
+the right chunk (the "oracle") shuffled among distractors, and an answer that cites it with `[n]`. A seeded
 `no_context_fraction` of the examples leaves the oracle out; their answer says the sources
 do not hold the answer, so the adapter learns not to invent one.
 
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from lorag.jsonl import BadLine, bad_lines_message, read_jsonl
+from lorag.prompting import DEFAULT_TEMPLATE as TEMPLATE
 from train.errors import DependencyMissing, InvalidData, InvalidOption
 from train.examples import Example
 
@@ -36,7 +37,6 @@ __all__ = [
 ]
 
 NOT_FOUND_ANSWER = "I do not know: the sources do not contain the answer to this question."
-TEMPLATE_VERSION = "v1"
 
 SearchFn = Callable[[str, int, dict[str, Any] | None], Sequence[Any]]  # (query, top_k, filter)
 
@@ -127,6 +127,7 @@ def build_raft_examples(
     no_context_fraction: float = 0.1,
     seed: int = 0,
     budget_tokens: int = 768,
+    template_version: str = TEMPLATE,
 ) -> tuple[list[Example], RaftSummary]:
     """Chat examples: the question with numbered sources (the gateway's layout), and the
     answer citing the right source, or `NOT_FOUND_ANSWER` when it was left out."""
@@ -154,7 +155,7 @@ def build_raft_examples(
             question,
             chosen,
             tokenizer=tokenizer,
-            template_version=TEMPLATE_VERSION,
+            template_version=template_version,
             instructions=None,
             budget_tokens=budget_tokens,
         )
@@ -183,6 +184,7 @@ def build_raft_file(
     top_k: int = 4,
     no_context_fraction: float = 0.1,
     seed: int = 0,
+    template_version: str = TEMPLATE,
 ) -> RaftSummary:
     """`lorag train build-raft`: read QA.jsonl, search the tenant's knowledge base, write
     chat JSONL to `out` (train on it with `lorag train --data OUT`)."""
@@ -207,6 +209,7 @@ def build_raft_file(
             top_k=top_k,
             no_context_fraction=no_context_fraction,
             seed=seed,
+            template_version=template_version,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"messages": list(example.messages)} for example in examples]

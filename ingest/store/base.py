@@ -16,6 +16,7 @@ from typing import Any
 
 from ingest.errors import InvalidInput, StoreIncompatible
 from ingest.models import check_tenant
+from ingest.store.fusion import fuse
 from ingest.store.points import (
     CHUNK_INDEX,
     DOC_ID,
@@ -28,12 +29,11 @@ from ingest.store.points import (
     point_id,
 )
 
-__all__ = ["RRF_K", "Row", "Store", "prefetch_limit"]
+__all__ = ["Row", "Store", "prefetch_limit"]
 
 Row = tuple[str, list[float], SparseVec, dict[str, Any]]
 """(point id, dense vector, sparse vector, payload) as handed to a backend."""
 
-RRF_K = 60
 _PROTECTED_FIELDS = frozenset({TENANT, DOC_ID, CHUNK_INDEX})
 _DELETE_BATCH = 500
 
@@ -110,15 +110,26 @@ class Store(ABC):
         filter: Mapping[str, Any] | None = None,
         score_threshold: float | None = None,
     ) -> list[StoredPoint]:
-        """Nearest chunks: dense, sparse, or both fused with RRF when both are given."""
+        """Nearest chunks: dense (cosine), sparse (BM25), or both, fused by relative score
+        (`ingest.store.fusion`: each list's scores as a fraction of its best, averaged;
+        `score_threshold` then applies to the fused score, between 0 and 1)."""
         if dense is None and sparse is None:
             raise InvalidInput("a query needs a dense or a sparse vector")
         if limit < 1:
             raise InvalidInput("limit must be at least 1", param="top_k")
         conditions = self._scope(tenant, filter)
-        return self._query(
-            conditions, self._scope(tenant, None), dense, sparse, limit, score_threshold
-        )
+        everyone = self._scope(tenant, None)  # BM25's document frequencies: the tenant's
+        if dense is None or sparse is None:
+            return self._query(conditions, everyone, dense, sparse, limit, score_threshold)
+        width = prefetch_limit(limit)
+        lists = [
+            self._query(conditions, everyone, dense, None, width, None),
+            self._query(conditions, everyone, None, sparse, width, None),
+        ]
+        fused = fuse(lists, limit)
+        if score_threshold is not None:
+            fused = [point for point in fused if (point.score or 0.0) >= score_threshold]
+        return fused
 
     def scroll(
         self,
@@ -162,7 +173,8 @@ class Store(ABC):
         sparse: SparseVec | None,
         limit: int,
         score_threshold: float | None,
-    ) -> list[StoredPoint]: ...
+    ) -> list[StoredPoint]:
+        """Nearest points by exactly one of `dense` and `sparse` (the other is None)."""
 
     @abstractmethod
     def _scroll(

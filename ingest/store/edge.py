@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingest.errors import StoreIncompatible, StoreLocked, StoreUnavailable
-from ingest.store.base import RRF_K, Row, Store, prefetch_limit
+from ingest.store.base import Row, Store
 from ingest.store.disk_space import MIN_FREE_BYTES, DiskSpace, allocated_bytes, upsert_bytes
 from ingest.store.points import (
     DENSE,
@@ -168,30 +168,15 @@ class EdgeStore(Store):
         sparse_query = (
             qe.Query.Nearest(self._sparse(sparse), using=SPARSE) if sparse is not None else None
         )
-        if dense_query is not None and sparse_query is not None:
-            width = prefetch_limit(limit)
-            request = qe.QueryRequest(
-                limit=limit,
-                prefetches=[
-                    qe.Prefetch(width, query=dense_query, filter=flt),
-                    qe.Prefetch(width, query=sparse_query, filter=flt, params=idf),
-                ],
-                query=qe.Fusion.Rrf(k=RRF_K),
-                filter=flt,
-                with_payload=True,
-                with_vector=False,
-                score_threshold=score_threshold,
-            )
-        else:
-            request = qe.QueryRequest(
-                limit=limit,
-                query=dense_query if dense_query is not None else sparse_query,
-                filter=flt,
-                params=None if dense_query is not None else idf,
-                with_payload=True,
-                with_vector=False,
-                score_threshold=score_threshold,
-            )
+        request = qe.QueryRequest(
+            limit=limit,
+            query=dense_query if dense_query is not None else sparse_query,
+            filter=flt,
+            params=None if dense_query is not None else idf,
+            with_payload=True,
+            with_vector=False,
+            score_threshold=score_threshold,
+        )
         return [stored_point(hit, hit.score) for hit in self._open_shard.query(request)]
 
     def _scroll(

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from ingest.errors import StoreIncompatible, StoreUnavailable
-from ingest.store.base import RRF_K, Row, Store, prefetch_limit
+from ingest.store.base import Row, Store
 from ingest.store.points import (
     DENSE,
     KEYWORD_INDEXES,
@@ -163,22 +163,7 @@ class QdrantStore(Store):
         flt = self._filter(conditions)
         idf = m.SearchParams(idf=m.IdfCorpusParams(corpus=self._filter(idf_conditions)))
         args: dict[str, Any]
-        if dense is not None and sparse is not None:
-            width = prefetch_limit(limit)
-            args = {
-                "prefetch": [
-                    m.Prefetch(query=dense, using=DENSE, filter=flt, limit=width),
-                    m.Prefetch(
-                        query=self._sparse(sparse),
-                        using=SPARSE,
-                        filter=flt,
-                        limit=width,
-                        params=idf,
-                    ),
-                ],
-                "query": m.RrfQuery(rrf=m.Rrf(k=RRF_K)),
-            }
-        elif dense is not None:
+        if dense is not None:
             args = {"query": dense, "using": DENSE}
         else:
             assert sparse is not None, "a search needs a dense or a sparse query"

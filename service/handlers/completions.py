@@ -187,14 +187,34 @@ class CompletionsHandler:
     async def _complete(self, prepared: Prepared, request_id: str) -> JSONResponse:
         async with self._destination(prepared, request_id) as destination:
             result = await destination.post_json()
+        augmented = prepared.augmented
+        retry = augmented is not None and augmented.settings.on_degenerate == "retry"
+        if retry and augmented is not None and augmented.check(_answer_of(result)):
+            self.metrics.record_usage(result.get("usage"))  # the first answer's share
+            result = await self._ask_strictly(prepared, request_id)
         result["model"] = prepared.target.requested
         if prepared.augmented is not None:
-            choices = result.get("choices") or [{}]
-            answer = (choices[0].get("message") or {}).get("content") or ""
+            answer = _answer_of(result)
             result["lorag"] = {"retrieval": prepared.augmented.report(answer)}
         self.metrics.record_usage(result.get("usage"))
         self._observe(prepared, 200)
         return JSONResponse(result, headers=_served_headers(prepared.target))
+
+    async def _ask_strictly(self, prepared: Prepared, request_id: str) -> dict[str, Any]:
+        """Once more, with the template's strict instructions (a degenerate first answer)."""
+        first = prepared.augmented
+        assert first is not None and first.asked is not None
+        max_tokens = prepared.body.get("max_completion_tokens") or prepared.body.get("max_tokens")
+        again = await self.retriever.augment(
+            prepared.tenant, first.settings, first.asked, max_tokens, strict=True
+        )
+        again.retried, again.stages, again.draft = True, first.stages, first.draft
+        again.seconds = first.seconds
+        prepared.body["messages"] = again.messages
+        prepared.augmented = again
+        async with self._destination(prepared, request_id) as destination:
+            result: dict[str, Any] = await destination.post_json()
+        return result
 
     # --- streaming ----------------------------------------------------------------------
     async def _stream(self, prepared: Prepared, request_id: str) -> StreamingResponse:
@@ -392,6 +412,11 @@ def _served_headers(target: Target) -> dict[str, str]:
         "x-lorag-mode": target.mode.name if target.mode is not None else "base",
         "x-lorag-adapter": target.adapter.served_name if target.adapter is not None else "base",
     }
+
+
+def _answer_of(result: dict[str, Any]) -> str:
+    choices = result.get("choices") or [{}]
+    return str((choices[0].get("message") or {}).get("content") or "")
 
 
 def _with_citations(prepared: Prepared, event: bytes, answer: list[str]) -> bytes | None:

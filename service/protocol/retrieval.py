@@ -3,7 +3,7 @@ in the registry) are `lorag.retrieval_policy.RetrievalSettings`, re-exported her
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -31,8 +31,24 @@ class RetrievalReport(BaseModel):
     status: Literal["ok", "no_results", "store_unavailable"]
     query: str
     template: str
+    settings: dict[str, Any] = Field(
+        default_factory=dict,
+        description="How the sources were chosen: the mode's settings, narrowed by the request.",
+    )
     citations: list[Citation]
     dropped_for_budget: int = 0
+    below_cutoff: int = Field(0, description="Hits dropped for scoring far below the best.")
+    collapsed: int = Field(
+        0, description="Hits dropped as another document's copy of a better one's section."
+    )
+    entities: list[str] = Field(
+        default_factory=list, description="Document titles the question names."
+    )
+    comparison: bool = Field(False, description="The question compares (nothing collapsed).")
+    degenerate: str | None = Field(
+        None, description="Why the answer says nothing (only citation markers, the source list)."
+    )
+    retried: bool = Field(False, description="Asked again with stricter instructions.")
     stages: int = 1
     draft: str | None = None
     message: str | None = None

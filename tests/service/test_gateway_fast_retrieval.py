@@ -48,6 +48,10 @@ DOCS = [
         "text": "Green tea should steep for two minutes in water at eighty degrees.",
     },
 ]
+PINNED = {"top_k": 2, "template": "v1", "relative_cutoff": None, "on_degenerate": "flag"}
+"""Both hits reach the prompt as one line each (the numbering and budget under test), and the
+fake's answer (it repeats the prompt, source list included) is returned as it is; the
+defaults: tests/service/test_lookalike.py, and the retry below."""
 SOURCE_LINE = re.compile(r"^\[(\d+)\] (.*)$", re.MULTILINE)
 
 
@@ -96,7 +100,7 @@ async def kb(
     async with gateway_client(settings) as client:
         keys = [await create_tenant(client, tenant) for tenant in ("kb-a", "kb-b")]
         for tenant in ("kb-a", "kb-b"):
-            await set_mode(client, tenant, "rag", "base", retrieval={"top_k": 2})
+            await set_mode(client, tenant, "rag", "base", retrieval=PINNED)
             await set_mode(client, tenant, "plain", "base")
         await set_mode(
             client,
@@ -108,7 +112,10 @@ async def kb(
         adapter = tiny_adapter(base_model_dir, data_dir.parent / "adapter")
         assert await import_adapter(client, adapter, "support") == "support@v1"
         await set_mode(
-            client, "kb-a", "hybrid", "support@v1", retrieval={"top_k": 2, "two_stage": True}
+            client, "kb-a", "hybrid", "support@v1", retrieval={**PINNED, "two_stage": True}
+        )
+        await set_mode(
+            client, "kb-a", "retry", "base", retrieval={"top_k": 2, "relative_cutoff": None}
         )
         job = await ingest(client, keys[0], DOCS)
         assert job["report"]["added"] == [d["doc_id"] for d in DOCS]
@@ -265,3 +272,22 @@ async def test_every_answer_names_the_mode_and_adapter_version(kb: KB) -> None:
         metrics,
     )
     assert re.search(r'lorag_retrievals_total\{status="ok"\} [1-9]', metrics)
+
+
+async def test_a_degenerate_answer_is_asked_again_strictly(kb: KB, fake: FakeVLLM) -> None:
+    """The fake repeats the prompt, source list included: the default mode asks once more
+    with the template's strict instructions and returns that answer, flagged."""
+    answer = await kb.chat("retry", max_tokens=40)
+    assert answer.status_code == 200, answer.text
+    first, again = fake.bodies(CHAT)
+    assert "Cite sources like [1]." in first["messages"][-1]["content"]
+    assert "Do not list or repeat the sources." in again["messages"][-1]["content"]
+    reply = answer.json()
+    assert reply["choices"][0]["message"]["content"] == reply_text(CHAT, again)
+    report = reply["lorag"]["retrieval"]
+    assert report["retried"] is True
+    assert report["degenerate"] == "repeats the source list"  # the fake repeats it again
+    flagged = await kb.chat("rag", max_tokens=40)
+    assert flagged.json()["lorag"]["retrieval"]["degenerate"] == "repeats the source list"
+    assert flagged.json()["lorag"]["retrieval"]["retried"] is False
+    assert len(fake.bodies(CHAT)) == 3  # flagged, not asked again

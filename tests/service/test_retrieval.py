@@ -191,7 +191,9 @@ def test_two_stage_generation(gw: Gateway, tenants: Tenants, fact: str) -> None:
 def test_prompt_fits_the_context_with_50_long_chunks(gw: Gateway, tenants: Tenants) -> None:
     answer = gw.admin("POST", "/admin/tenants", json={"id": "kb-budget"})
     key = answer.json()["api_key"]
-    set_mode(gw, "kb-budget", "rag", "base", {"top_k": 50})
+    # fifty chunks that differ only in their number: all kept (the budget is under test)
+    unselective = {"top_k": 50, "collapse_near_duplicates": False, "relative_cutoff": None}
+    set_mode(gw, "kb-budget", "rag", "base", unselective)
     filler = " ".join(["The Zorblax grinder manual explains burr care and cleaning."] * 12)
     ingest(gw, key, [{"doc_id": f"manual-{i}", "text": f"Part {i}. {filler}"} for i in range(50)])
     # the budget reserves all 300 tokens; the answer may stop early (saves minutes on a CPU)

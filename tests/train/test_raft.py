@@ -26,6 +26,13 @@ QUESTIONS = {
 }
 
 
+def source_blocks(context: str) -> dict[str, str]:
+    """Source number -> its label and text, as the default template lists them."""
+    listed = context.split("Sources:\n", 1)[1].split("\n\n", 1)[0]
+    parts = re.split(r"^\[(\d+)\] ", listed, flags=re.M)
+    return dict(zip(parts[1::2], parts[2::2], strict=True))
+
+
 @pytest.fixture
 def knowledge_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, base_model_dir: Path
@@ -82,13 +89,12 @@ def test_build_raft_cites_the_right_source_among_distractors(
         *prompt, assistant = row["messages"]
         assert assistant["role"] == "assistant" and prompt[-1]["role"] == "user"
         context = "\n".join(message["content"] for message in prompt)
-        sources = re.findall(r"^\[(\d+)\] (.*)$", context, flags=re.M)
+        sources = source_blocks(context)
         assert len(sources) == 3  # the right chunk and two distractors
         assert QUESTIONS[doc_id] in prompt[-1]["content"]
         cited = re.findall(r"\[(\d+)\]", assistant["content"])
         assert len(cited) == 1 and assistant["content"].startswith("It is")
-        cited_line = dict(sources)[cited[0]]
-        assert PRODUCTS[doc_id][1] in cited_line  # the cited source holds the answer
+        assert PRODUCTS[doc_id][1] in sources[cited[0]]  # the cited source holds the answer
 
 
 def test_build_raft_leaves_the_oracle_out_sometimes(knowledge_env: tuple[Path, Path]) -> None:
