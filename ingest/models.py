@@ -123,7 +123,8 @@ class Chunk:
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One search result: a chunk of a document and its score (hybrid: the fused relative score, 0..1)."""
+    """One search result: a chunk of a document and its score (cosine, BM25, or in hybrid
+    search the fused relative score, 0..1)."""
 
     id: str
     doc_id: str

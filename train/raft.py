@@ -4,9 +4,9 @@ For every question/answer pair (`QA.jsonl`: `question`, `answer`, optional `doc_
 document that holds the answer), the tenant's knowledge base is searched and a chat example
 is written whose prompt carries numbered chunks exactly as the gateway presents them at
 serving time (`lorag.prompting.with_context`, a mode's default template unless `--template`):
-the right chunk (the "oracle") shuffled among distractors, and an answer that cites it with `[n]`. A seeded
-`no_context_fraction` of the examples leaves the oracle out; their answer says the sources
-do not hold the answer, so the adapter learns not to invent one.
+the right chunk (the "oracle") shuffled among distractors, and an answer that cites it with
+`[n]`. A seeded `no_context_fraction` of the examples leaves the oracle out; their answer says
+the sources do not hold the answer, so the adapter learns not to invent one.
 
 The oracle is the best-ranked chunk of `doc_id` (searched within that document if the top hits
 miss it); without `doc_id`, the best-ranked chunk containing the answer text; else the top hit.

@@ -30,15 +30,59 @@ MODELS = ["A", "K", "R", "S", "T", "V", "X", "Z"]
 KINDS = ["circulation pump", "dosing pump", "booster pump", "transfer pump"]
 USES = ["district heating", "chemical dosing", "irrigation", "fire sprinklers", "breweries"]
 CITIES = [
-    "Varnholm", "Quessant", "Ostrava Nova", "Lindqvarn", "Peltamo", "Ruskeva", "Dravik",
-    "Solmund", "Tarvello", "Ekvila", "Brunnhal", "Cazzorin", "Mirovel", "Hessegard",
-    "Orlunde", "Velanthe",
+    "Varnholm",
+    "Quessant",
+    "Ostrava Nova",
+    "Lindqvarn",
+    "Peltamo",
+    "Ruskeva",
+    "Dravik",
+    "Solmund",
+    "Tarvello",
+    "Ekvila",
+    "Brunnhal",
+    "Cazzorin",
+    "Mirovel",
+    "Hessegard",
+    "Orlunde",
+    "Velanthe",
 ]
-FIRST = ["Ottilie", "Bram", "Sunniva", "Teodor", "Ilka", "Joren", "Marit", "Aurel", "Neve",
-         "Casimir", "Liesl", "Halvor", "Wren", "Ysolde", "Evander", "Greta"]
-LAST = ["Brandvik", "Castellane", "Dumorne", "Everloh", "Falkstad", "Gromwell", "Hasselby",
-        "Istvanek", "Jorvik", "Kallendar", "Lutwidge", "Mervale", "Norrholt", "Oskarnes",
-        "Pellerin", "Quarmby"]
+FIRST = [
+    "Ottilie",
+    "Bram",
+    "Sunniva",
+    "Teodor",
+    "Ilka",
+    "Joren",
+    "Marit",
+    "Aurel",
+    "Neve",
+    "Casimir",
+    "Liesl",
+    "Halvor",
+    "Wren",
+    "Ysolde",
+    "Evander",
+    "Greta",
+]
+LAST = [
+    "Brandvik",
+    "Castellane",
+    "Dumorne",
+    "Everloh",
+    "Falkstad",
+    "Gromwell",
+    "Hasselby",
+    "Istvanek",
+    "Jorvik",
+    "Kallendar",
+    "Lutwidge",
+    "Mervale",
+    "Norrholt",
+    "Oskarnes",
+    "Pellerin",
+    "Quarmby",
+]
 
 TEMPLATE = """# {name}
 
@@ -73,7 +117,9 @@ QUESTIONS = [
 ]
 
 
-def _unique_numbers(rng: random.Random, count: int, low: int, high: int, taken: set[int]) -> list[int]:
+def _unique_numbers(
+    rng: random.Random, count: int, low: int, high: int, taken: set[int]
+) -> list[int]:
     """`count` numbers in [low, high] that no other field of any sheet uses."""
     chosen = rng.sample([n for n in range(low, high + 1) if n not in taken], count)
     taken.update(chosen)
