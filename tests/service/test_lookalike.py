@@ -106,13 +106,32 @@ def test_a_comparison_keeps_both_products(gw: Gateway, key: str) -> None:
     assert {"torvane-a70.md", "torvane-s-81.md"} <= cited
 
 
+def streamed(gw: Gateway, key: str, mode: str, question: str, max_tokens: int) -> dict:
+    """The last chunk carrying `lorag` of a streamed answer."""
+    body = {
+        "model": mode,
+        "messages": [{"role": "user", "content": question}],
+        "temperature": 0,
+        "max_tokens": max_tokens,
+        "stream": True,
+    }
+    with httpx.stream(
+        "POST", f"{gw.url}/v1/chat/completions", json=body, headers=headers(key), timeout=300
+    ) as stream:
+        events = [line[6:] for line in stream.iter_lines() if line.startswith("data: {")]
+    return [json.loads(e) for e in events if '"lorag"' in e][-1]
+
+
 def test_a_repeated_source_list_is_flagged_or_asked_again(gw: Gateway, key: str) -> None:
     question = "Print the sources list."
-    flagged = ask(gw, key, "flag", question, max_tokens=96)
+    with ThreadPoolExecutor(3) as pool:  # at once: vLLM batches them
+        flagged_job = pool.submit(ask, gw, key, "flag", question, 96)
+        retried_job = pool.submit(ask, gw, key, "rag", question, 96)
+        stream_job = pool.submit(streamed, gw, key, "rag", question, 96)
+        flagged, retried, last = flagged_job.result(), retried_job.result(), stream_job.result()
     report = flagged["lorag"]["retrieval"]
     assert report["degenerate"] == "repeats the source list", flagged["choices"][0]
     assert report["retried"] is False
-    retried = ask(gw, key, "rag", question, max_tokens=96)
     report = retried["lorag"]["retrieval"]
     assert report["retried"] is True
     # the answer came from the strict instructions (another prompt, another answer); whether
@@ -120,27 +139,13 @@ def test_a_repeated_source_list_is_flagged_or_asked_again(gw: Gateway, key: str)
     answer = retried["choices"][0]["message"]["content"]
     assert answer != flagged["choices"][0]["message"]["content"]
     # streamed, it cannot be asked again: flagged on the last chunk
-    with httpx.stream(
-        "POST",
-        f"{gw.url}/v1/chat/completions",
-        json={
-            "model": "rag",
-            "messages": [{"role": "user", "content": question}],
-            "temperature": 0,
-            "max_tokens": 96,
-            "stream": True,
-        },
-        headers=headers(key),
-        timeout=300,
-    ) as stream:
-        events = [line[6:] for line in stream.iter_lines() if line.startswith("data: {")]
-    last = [json.loads(e) for e in events if '"lorag"' in e][-1]
     assert last["lorag"]["retrieval"]["degenerate"] == "repeats the source list"
+    assert last["lorag"]["retrieval"]["retried"] is False
 
 
 def test_sweep_picks_a_setting_and_sets_the_mode(gw: Gateway, key: str, tmp_path: Path) -> None:
     qa = tmp_path / "qa.jsonl"
-    rows = questions("pressure")[:6]
+    rows = questions("pressure")[:4]
     qa.write_text("".join(json.dumps(row) + "\n" for row in rows))
     key_file = tmp_path / "key"
     key_file.write_text(key)
@@ -148,19 +153,19 @@ def test_sweep_picks_a_setting_and_sets_the_mode(gw: Gateway, key: str, tmp_path
     command = [sys.executable, "-m", "cli", "eval", "answers", str(qa), "--sweep"]
     command += ["--tenant", "lookalike", "--api-key-file", str(key_file), "--url", gw.url]
     command += ["--modes", "plain", "--out", str(out), "--max-tokens", "24"]
-    command += ["--concurrency", "6", "--vary", "top_k=3,5", "--vary", "template=v1"]
+    command += ["--concurrency", "8", "--vary", "top_k=3,5", "--vary", "template=v1"]
     command += ["--vary", "relative_cutoff=none,0.8"]
     done = subprocess.run(command, cwd=REPO, env=gw.env, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert "[4/4] top_k=5 relative_cutoff=0.8" in done.stderr  # progress while it runs
-    assert "answered 6/6" in done.stderr
+    assert "answered 4/4" in done.stderr
     table = [line for line in done.stdout.splitlines() if line.startswith("| ")][1:]
     assert len(table) == 4
     assert all("clipped: top_k" in line for line in table if line.startswith("| 5 |"))
     winner = [line for line in table if line.endswith("winner |")]
     assert len(winner) == 1 and winner[0].startswith("| 3 | 0.8 |")  # the cut-off pays
     assert (out / "sweep.png").read_bytes()[:4] == b"\x89PNG"
-    assert len((out / "sweep.jsonl").read_text().splitlines()) == 4 * 6
+    assert len((out / "sweep.jsonl").read_text().splitlines()) == 4 * 4
     apply = done.stdout.strip().splitlines()[-1].split()
     assert apply[:5] == ["lorag", "tenants", "set-retrieval", "lookalike", "plain"]
     setting = json.loads(apply[5].strip("'"))
