@@ -71,6 +71,13 @@ class RetrievalSettings(BaseModel):
     reserve_tokens: int = Field(
         256, ge=1, description="Answer tokens kept free when the request sets no max_tokens."
     )
+    not_found_answer: str | None = Field(
+        None,
+        min_length=1,
+        max_length=2000,
+        description="Answered without the model when no source is found (nothing, or nothing "
+        "above score_threshold), instead of letting it guess; None: the model answers.",
+    )
     on_degenerate: Literal["flag", "retry"] = Field(
         "retry",
         description="An answer of only citation markers or the source list: flagged in "

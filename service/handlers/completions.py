@@ -33,6 +33,7 @@ from service.cache_salt import CacheSalts
 from service.caller import Caller
 from service.engine import Engine
 from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_envelope
+from service.handlers import not_found
 from service.lora import LoraManager
 from service.metrics import Metrics
 from service.protocol.openai import ChatCompletionRequest, CompletionRequest, ResponsesRequest
@@ -134,6 +135,11 @@ class CompletionsHandler:
                     "retrieval modes answer on /v1/chat/completions", param="model"
                 )
             await self._retrieve(prepared, caller, narrowed(settings, override), request_id)
+            augmented = prepared.augmented
+            if augmented is not None and augmented.status == "no_results":
+                sentence = augmented.settings.not_found_answer
+                if sentence is not None:
+                    return self._not_found(prepared, sentence, request_id)
         if request.stream:
             return await self._stream(prepared, request_id)
         return await self._complete(prepared, request_id)
@@ -199,6 +205,23 @@ class CompletionsHandler:
         self.metrics.record_usage(result.get("usage"))
         self._observe(prepared, 200)
         return JSONResponse(result, headers=_served_headers(prepared.target))
+
+    def _not_found(
+        self, prepared: Prepared, sentence: str, request_id: str
+    ) -> JSONResponse | StreamingResponse:
+        """The mode's sentence for "no source found", without the model."""
+        assert prepared.augmented is not None
+        lorag = {"retrieval": prepared.augmented.report(sentence)}
+        model = prepared.target.requested
+        headers = _served_headers(prepared.target)
+        self._observe(prepared, 200)
+        if prepared.stream:
+            events = not_found.chunks(
+                request_id, model, sentence, lorag, prepared.client_wants_usage
+            )
+            return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+        answer = not_found.completion(request_id, model, sentence, lorag)
+        return JSONResponse(answer, headers=headers)
 
     async def _ask_strictly(self, prepared: Prepared, request_id: str) -> dict[str, Any]:
         """Once more, with the template's strict instructions (a degenerate first answer)."""

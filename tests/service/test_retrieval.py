@@ -42,6 +42,20 @@ def ingest(gw: Gateway, key: str, documents: list[dict], **extra: object) -> dic
     return wait_job(gw, key, answer.json()["id"])
 
 
+def upload(gw: Gateway, key: str, paths: list[Path]) -> None:
+    """Markdown files uploaded as files, their jobs queued together and waited for."""
+    jobs = [
+        httpx.post(
+            f"{gw.url}/v1/knowledge/documents",
+            files={"file": (path.name, path.read_bytes(), "text/markdown")},
+            headers=headers(key),
+        ).json()["id"]
+        for path in paths
+    ]
+    for job in jobs:
+        wait_job(gw, key, job)
+
+
 def ask(gw: Gateway, key: str, mode: str, question: str = QUESTION, **extra: object) -> dict:
     answer = httpx.post(
         f"{gw.url}/v1/chat/completions",
@@ -243,16 +257,7 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     set_mode(gw, "kb-report", "rag", "base", {"top_k": 2})
     set_mode(gw, "kb-report", "adapter", "report@v1", None)
     set_mode(gw, "kb-report", "hybrid", "report@v1", {"top_k": 2})
-    jobs = [
-        httpx.post(
-            f"{gw.url}/v1/knowledge/documents",
-            files={"file": (path.name, path.read_bytes(), "text/markdown")},
-            headers=headers(key),
-        ).json()["id"]
-        for path in sorted((REPO / "examples" / "knowledge").glob("*.md"))
-    ]
-    for job in jobs:  # queued together, waited for together
-        wait_job(gw, key, job)
+    upload(gw, key, sorted((REPO / "examples" / "knowledge").glob("*.md")))
     qa = tmp_path / "qa.jsonl"
     qa.write_text("".join((REPO / "examples" / "qa.jsonl").read_text().splitlines(True)[:3]))
     out = tmp_path / "report"
@@ -338,3 +343,36 @@ def test_cli_ingest_goes_through_the_running_server(
     ).json()["data"]
     assert found[0]["doc_id"] == "cli/manual.md"
     assert found[0]["section"] == "Cleaning"
+
+
+NOT_FOUND = "That is not in our knowledge base."
+
+
+def test_a_grounded_mode_answers_its_sentence_when_nothing_is_found(
+    gw: Gateway, tenants: Tenants, fact: str
+) -> None:
+    """Dense search with a cosine threshold decides "nothing relevant" (hybrid scores are
+    shares of the best hit, so a hybrid threshold cannot): the mode's sentence, no sources,
+    no tokens; a known fact is answered by the model as before. Any OpenAI client reads it."""
+    grounded = {"top_k": 3, "search": "dense", "score_threshold": 0.5}
+    set_mode(gw, "kb-a", "grounded", "base", {**grounded, "not_found_answer": NOT_FOUND})
+    client = gw.openai(api_key=tenants.a)
+    unknown = [{"role": "user", "content": "What is the capital of Mars?"}]
+    reply = client.chat.completions.create(model="grounded", messages=unknown, max_tokens=32)
+    assert reply.choices[0].message.content == NOT_FOUND
+    assert reply.choices[0].finish_reason == "stop" and reply.model == "grounded"
+    assert reply.usage is not None and reply.usage.completion_tokens == 0
+    report = reply.model_extra["lorag"]["retrieval"]
+    assert report["status"] == "no_results" and report["citations"] == []
+    stream = client.chat.completions.create(
+        model="grounded",
+        messages=unknown,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == NOT_FOUND
+    assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens == 0
+    known = ask(gw, tenants.a, "grounded")
+    assert "4471" in known["choices"][0]["message"]["content"]
+    assert known["lorag"]["retrieval"]["citations"][0]["doc_id"] == fact

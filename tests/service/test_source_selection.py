@@ -144,3 +144,37 @@ def test_new_settings_validate_and_requests_may_tune_them() -> None:
     with pytest.raises(InvalidRequest) as caught:
         narrowed(settings, RetrievalOverride(template="v9"))
     assert caught.value.param == "lorag.retrieval.template"
+
+
+def test_a_sweep_point_the_mode_narrowed_is_clipped_and_never_wins() -> None:
+    from cli.mode_report import ModeSummary, Outcome
+    from cli.sweep import SweepRow, parse_vary, points, winner
+
+    def row(asked: dict, answered: dict, right: int) -> SweepRow:
+        outcomes = [
+            Outcome(
+                "rag",
+                "q",
+                "a",
+                "a" if i < right else "b",
+                i < right,
+                False,
+                None,
+                None,
+                1.0,
+                5,
+                settings=answered,
+            )
+            for i in range(4)
+        ]
+        return SweepRow(asked, ModeSummary("rag", outcomes))
+
+    tried = row({"top_k": 3, "relative_cutoff": None}, {"top_k": 3, "relative_cutoff": None}, 2)
+    clipped = row({"top_k": 5, "relative_cutoff": None}, {"top_k": 3, "relative_cutoff": None}, 4)
+    assert clipped.clipped == ["top_k"] and tried.clipped == []
+    assert winner([tried, clipped]) is tried  # the better score was not what was asked
+    grid = parse_vary(["top_k=3,5", "relative_cutoff=none,0.8", "template=v2"])
+    assert len(points(grid)) == 4 and points(grid)[1]["relative_cutoff"] == 0.8
+    with pytest.raises(InvalidRequest) as caught:
+        parse_vary(["temperature=0.1"])
+    assert caught.value.param == "vary" and "top_k" in caught.value.message
