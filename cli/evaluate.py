@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -128,13 +129,16 @@ def _register_answers(eval_commands: Commands) -> None:
     parser.add_argument(
         "--out", type=Path, default=Path("lorag-report"), help="report.md, .png, answers.jsonl"
     )
-    sweep = parser.add_argument_group(
-        "sweep",
-        "With --sweep, one mode's retrieval settings are tried over a grid instead (default "
-        + ", ".join(f"{k}={','.join(map(str, v))}" for k, v in sweep_module.DEFAULT_GRID.items())
-        + "): sweep.md, sweep.png and sweep.jsonl in --out, and the command that sets the mode "
-        "to the winner. " + sweep_module.__doc__.split("\n\n")[1].replace("\n", " "),
+    grid = ", ".join(
+        f"{name}={','.join('none' if v is None else str(v) for v in values)}"
+        for name, values in sweep_module.DEFAULT_GRID.items()
     )
+    about = (
+        f"With --sweep, one mode's retrieval settings are tried over a grid instead (default "
+        f"{grid}): sweep.md, sweep.png and sweep.jsonl in --out, and the command that sets "
+        "the mode to the winner. " + " ".join(sweep_module.__doc__.split("\n\n")[1].split())
+    )
+    sweep = parser.add_argument_group("sweep", textwrap.fill(about, 78))
     sweep.add_argument(
         "--sweep", action="store_true", help="try a grid of retrieval settings on one mode"
     )
@@ -229,7 +233,8 @@ def _sweep(
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "sweep.jsonl").open("w", encoding="utf-8") as handle:
         for number, setting in enumerate(tried, start=1):
-            label = f"[{number}/{len(tried)}] " + " ".join(f"{k}={v}" for k, v in setting.items())
+            shown = " ".join(f"{k}={'none' if v is None else v}" for k, v in setting.items())
+            label = f"[{number}/{len(tried)}] {shown}"
             summary = run(
                 url,
                 api_key,

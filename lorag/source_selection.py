@@ -85,12 +85,21 @@ def _shape(hit: Source) -> list[str]:
     ]
 
 
-def near_duplicate(a: Source, b: Source) -> bool:
-    """Whether `a` and `b` are one template with other values (or the same text)."""
-    shape_a, shape_b = _shape(a), _shape(b)
+def _alike(shape_a: list[str], shape_b: list[str]) -> bool:
     if not shape_a or not shape_b:
         return False
-    return SequenceMatcher(None, shape_a, shape_b, autojunk=False).ratio() >= (NEAR_DUPLICATE_RATIO)
+    matcher = SequenceMatcher(None, shape_a, shape_b, autojunk=False)
+    # the cheap upper bounds first: most pairs of chunks are not alike at all
+    return (
+        matcher.real_quick_ratio() >= NEAR_DUPLICATE_RATIO
+        and matcher.quick_ratio() >= NEAR_DUPLICATE_RATIO
+        and matcher.ratio() >= NEAR_DUPLICATE_RATIO
+    )
+
+
+def near_duplicate(a: Source, b: Source) -> bool:
+    """Whether `a` and `b` are one template with other values (or the same text)."""
+    return _alike(_shape(a), _shape(b))
 
 
 def _phrase(text: str) -> str:
@@ -131,13 +140,16 @@ def select(
     candidates = list(hits)
     collapsed = 0
     if collapse and not comparison:
-        distinct: list[Source] = []
+        distinct: list[tuple[Source, list[str]]] = []
         for hit in candidates:
-            if any(near_duplicate(hit, better) for better in distinct):
+            if len(distinct) == max_k:  # the rest could not be kept anyway
+                break
+            shape = _shape(hit)
+            if any(_alike(shape, better) for _, better in distinct):
                 collapsed += 1
             else:
-                distinct.append(hit)
-        candidates = distinct
+                distinct.append((hit, shape))
+        candidates = [hit for hit, _ in distinct]
     kept, below = candidates, []
     if cutoff is not None and candidates:
         floor = cutoff * max(h.score for h in candidates)

@@ -213,13 +213,16 @@ class Retriever:
                 kept=[],
                 message=exc.message,
             )
-        selection = select(
-            _dedupe([*(previous or []), *hits]),
-            query,
-            max_k=settings.top_k,
-            min_k=settings.min_k,
-            cutoff=settings.relative_cutoff,
-            collapse=settings.collapse_near_duplicates,
+        selection: Selection = await self.off_loop(  # compares chunks: off the loop
+            functools.partial(
+                select,
+                _dedupe([*(previous or []), *hits]),
+                query,
+                max_k=settings.top_k,
+                min_k=settings.min_k,
+                cutoff=settings.relative_cutoff,
+                collapse=settings.collapse_near_duplicates,
+            )
         )
         hits = selection.kept  # type: ignore[assignment]  # the Hits given, best first
         if not hits:
