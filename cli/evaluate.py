@@ -130,7 +130,7 @@ def _register_answers(eval_commands: Commands) -> None:
         "--out", type=Path, default=Path("lorag-report"), help="report.md, .png, answers.jsonl"
     )
     grid = ", ".join(
-        f"{name}={','.join('none' if v is None else str(v) for v in values)}"
+        f"{name}={','.join(map(sweep_module.value_text, values))}"
         for name, values in sweep_module.DEFAULT_GRID.items()
     )
     about = (
@@ -233,8 +233,7 @@ def _sweep(
     args.out.mkdir(parents=True, exist_ok=True)
     with (args.out / "sweep.jsonl").open("w", encoding="utf-8") as handle:
         for number, setting in enumerate(tried, start=1):
-            shown = " ".join(f"{k}={'none' if v is None else v}" for k, v in setting.items())
-            label = f"[{number}/{len(tried)}] {shown}"
+            label = f"[{number}/{len(tried)}] {sweep_module.setting_text(setting)}"
             summary = run(
                 url,
                 api_key,

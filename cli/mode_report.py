@@ -17,12 +17,22 @@ from __future__ import annotations
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from lorag.jsonl import BadLine, bad_lines_message, read_jsonl
 from service.errors import InvalidRequest
 
-__all__ = ["ModeSummary", "Outcome", "QAItem", "chart", "judge", "read_qa", "table"]
+__all__ = [
+    "ModeSummary",
+    "Outcome",
+    "QAItem",
+    "bar_chart",
+    "chart",
+    "judge",
+    "percent",
+    "read_qa",
+    "table",
+]
 
 
 @dataclass(frozen=True)
@@ -137,7 +147,7 @@ def judge(mode: str, item: QAItem, reply: dict[str, Any], seconds: float) -> Out
     )
 
 
-def _percent(value: float | None) -> str:
+def percent(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
@@ -146,31 +156,45 @@ def table(summaries: list[ModeSummary], exact: bool) -> str:
     head += " mean latency (s) | mean tokens |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for s in summaries:
-        row = f"| {s.mode} | {_percent(s.accuracy)} |"
-        row += f" {_percent(s.exact)} |" if exact else ""
-        row += f" {_percent(s.citation_accuracy)} | {s.latency:.2f} | {s.tokens:.1f} |"
+        row = f"| {s.mode} | {percent(s.accuracy)} |"
+        row += f" {percent(s.exact)} |" if exact else ""
+        row += f" {percent(s.citation_accuracy)} | {s.latency:.2f} | {s.tokens:.1f} |"
         lines.append(row)
     return "\n".join(lines)
 
 
 def chart(summaries: list[ModeSummary], path: Path) -> None:
+    bar_chart([s.mode for s in summaries], summaries, path, title="Answers by mode")
+
+
+def bar_chart(
+    labels: list[str],
+    summaries: list[ModeSummary],
+    path: Path,
+    *,
+    title: str,
+    bar_width: float = 1.6,
+    height: float = 4,
+    tick_size: float | None = None,
+    legend: Literal["best", "lower right"] = "best",
+) -> None:
+    """Accuracy and citation accuracy side by side per summary, as a PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    modes = [s.mode for s in summaries]
     accuracy = [100 * s.accuracy for s in summaries]
     citations = [100 * (s.citation_accuracy or 0.0) for s in summaries]
-    positions = range(len(modes))
-    figure, axis = plt.subplots(figsize=(1.6 * len(modes) + 2, 4))
+    positions = range(len(labels))
+    figure, axis = plt.subplots(figsize=(bar_width * len(labels) + 2, height))
     axis.bar([p - 0.2 for p in positions], accuracy, width=0.4, label="accuracy")
     axis.bar([p + 0.2 for p in positions], citations, width=0.4, label="citation accuracy")
-    axis.set_xticks(list(positions), modes)
+    axis.set_xticks(list(positions), labels, fontsize=tick_size)
     axis.set_ylim(0, 100)
     axis.set_ylabel("%")
-    axis.set_title("Answers by mode")
-    axis.legend()
+    axis.set_title(title)
+    axis.legend(loc=legend)
     figure.tight_layout()
     figure.savefig(path, dpi=100)
     plt.close(figure)

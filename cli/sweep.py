@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cli.mode_report import ModeSummary
+from cli.mode_report import ModeSummary, bar_chart, percent
 from service.errors import InvalidRequest
 
 __all__ = [
@@ -29,7 +29,9 @@ __all__ = [
     "chart",
     "parse_vary",
     "points",
+    "setting_text",
     "table",
+    "value_text",
     "winner",
 ]
 
@@ -106,13 +108,18 @@ class SweepRow:
 
     @property
     def label(self) -> str:
-        return " ".join(f"{name}={_text(value)}" for name, value in self.setting.items())
+        return setting_text(self.setting)
 
 
-def _text(value: Any) -> str:
+def value_text(value: Any) -> str:
+    """A setting's value as `--vary` takes it (none, true/false)."""
     return (
         "none" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
     )
+
+
+def setting_text(setting: dict[str, Any]) -> str:
+    return " ".join(f"{name}={value_text(value)}" for name, value in setting.items())
 
 
 def winner(rows: list[SweepRow]) -> SweepRow | None:
@@ -124,10 +131,6 @@ def winner(rows: list[SweepRow]) -> SweepRow | None:
     )
 
 
-def _percent(value: float | None) -> str:
-    return "n/a" if value is None else f"{100 * value:.0f}%"
-
-
 def table(rows: list[SweepRow]) -> str:
     names = list(rows[0].setting) if rows else []
     best = winner(rows)
@@ -136,8 +139,8 @@ def table(rows: list[SweepRow]) -> str:
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for row in rows:
         s = row.summary
-        cells = [_text(row.setting[name]) for name in names]
-        cells += [_percent(s.accuracy), _percent(s.citation_accuracy), str(s.degenerate)]
+        cells = [value_text(row.setting[name]) for name in names]
+        cells += [percent(s.accuracy), percent(s.citation_accuracy), str(s.degenerate)]
         note = (
             "winner" if row is best else f"clipped: {', '.join(row.clipped)}" if row.clipped else ""
         )
@@ -155,23 +158,15 @@ def apply_command(tenant: str, mode: str, setting: dict[str, Any]) -> str:
 
 
 def chart(rows: list[SweepRow], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     labels = [row.label.replace(" ", "\n") for row in rows]
-    accuracy = [100 * row.summary.accuracy for row in rows]
-    citations = [100 * (row.summary.citation_accuracy or 0.0) for row in rows]
-    positions = range(len(rows))
-    figure, axis = plt.subplots(figsize=(1.3 * len(rows) + 2, 5))
-    axis.bar([p - 0.2 for p in positions], accuracy, width=0.4, label="accuracy")
-    axis.bar([p + 0.2 for p in positions], citations, width=0.4, label="citation accuracy")
-    axis.set_xticks(list(positions), labels, fontsize=7)
-    axis.set_ylim(0, 100)
-    axis.set_ylabel("%")
-    axis.set_title("Answers by retrieval setting")
-    axis.legend(loc="lower right")
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    summaries = [row.summary for row in rows]
+    bar_chart(
+        labels,
+        summaries,
+        path,
+        title="Answers by retrieval setting",
+        bar_width=1.3,
+        height=5,
+        tick_size=7,
+        legend="lower right",
+    )

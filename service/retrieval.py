@@ -194,10 +194,8 @@ class Retriever:
         *,
         extra_query: str = "",
         previous: list[Hit] | None = None,
-        strict: bool = False,
     ) -> Augmented:
-        """`messages` with the sources chosen for them (`strict`: the template's stricter
-        instructions, to ask again after a degenerate answer)."""
+        """`messages` with the sources chosen for them."""
         query = query_of(messages)
         search_text = search_query(f"{query} {extra_query}")  # the search refuses long ones
         try:
@@ -224,18 +222,32 @@ class Retriever:
                 collapse=settings.collapse_near_duplicates,
             )
         )
-        hits = selection.kept  # type: ignore[assignment]  # the Hits given, best first
-        if not hits:
+        if not selection.kept:
             return Augmented(
                 messages=messages, settings=settings, query=query, status="no_results", kept=[]
             )
+        return await self.assemble(settings, messages, query, selection, max_tokens)
+
+    async def assemble(
+        self,
+        settings: RetrievalSettings,
+        messages: list[dict[str, Any]],
+        query: str,
+        selection: Selection,
+        max_tokens: int | None,
+        *,
+        strict: bool = False,
+    ) -> Augmented:
+        """`messages` with the chosen sources in the prompt (`strict`: the template's
+        stricter instructions, to ask again after a degenerate answer, with the same
+        sources)."""
         reserve = max_tokens or settings.reserve_tokens
         tokenizer = await self.off_loop(self.tokenizer)
         assembled: Assembled = await self.off_loop(
             functools.partial(
                 with_context,
                 messages,
-                hits,
+                selection.kept,
                 tokenizer=tokenizer,
                 template_version=settings.template,
                 instructions=settings.instructions,

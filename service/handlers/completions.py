@@ -194,8 +194,11 @@ class CompletionsHandler:
         async with self._destination(prepared, request_id) as destination:
             result = await destination.post_json()
         augmented = prepared.augmented
-        retry = augmented is not None and augmented.settings.on_degenerate == "retry"
-        if retry and augmented is not None and augmented.check(_answer_of(result)):
+        if (
+            augmented is not None
+            and augmented.settings.on_degenerate == "retry"
+            and augmented.check(_answer_of(result)) is not None
+        ):
             self.metrics.record_usage(result.get("usage"))  # the first answer's share
             result = await self._ask_strictly(prepared, request_id)
         result["model"] = prepared.target.requested
@@ -224,12 +227,13 @@ class CompletionsHandler:
         return JSONResponse(answer, headers=headers)
 
     async def _ask_strictly(self, prepared: Prepared, request_id: str) -> dict[str, Any]:
-        """Once more, with the template's strict instructions (a degenerate first answer)."""
+        """Once more, with the same sources and the template's strict instructions (a
+        degenerate first answer)."""
         first = prepared.augmented
-        assert first is not None and first.asked is not None
+        assert first is not None and first.asked is not None and first.selection is not None
         max_tokens = prepared.body.get("max_completion_tokens") or prepared.body.get("max_tokens")
-        again = await self.retriever.augment(
-            prepared.tenant, first.settings, first.asked, max_tokens, strict=True
+        again = await self.retriever.assemble(
+            first.settings, first.asked, first.query, first.selection, max_tokens, strict=True
         )
         again.retried, again.stages, again.draft = True, first.stages, first.draft
         again.seconds = first.seconds
