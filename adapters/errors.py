@@ -8,7 +8,8 @@
         ├── NotFound                 404  adapter version, tenant, mode or stored artifact
         ├── Conflict                 409  already exists, or still in use
         └── RegistryError            500  the registry database or store is broken
-            └── RegistryBusy         503  another process holds the registry's write lock
+            ├── RegistryBusy         503  another process holds the registry's write lock
+            └── RegistryUnavailable  503  the registry's database server does not answer
 
 Re-exported from the core (raised by `lorag.names` and `lorag.base_model`, which the layers
 below use too): `InvalidName` (400, a `lorag.errors.InvalidRequest`: an adapter, tenant or
@@ -34,6 +35,7 @@ __all__ = [
     "NotFound",
     "RegistryBusy",
     "RegistryError",
+    "RegistryUnavailable",
 ]
 
 
@@ -72,3 +74,11 @@ class RegistryBusy(core.Unavailable, RegistryError):
 
     status = 503
     code = "registry_busy"
+
+
+class RegistryUnavailable(core.Unavailable, RegistryError):
+    """The registry's database server (PostgreSQL) cannot be reached, is restarting or has no
+    connection to spare: retry shortly. The message names no server: it may reach callers."""
+
+    status = 503
+    code = "registry_unavailable"

@@ -11,7 +11,7 @@ from typing import Any
 
 from lorag.names import BASE_TARGET, format_ref
 
-__all__ = ["AdapterVersion", "ArtifactInfo", "Mode", "Tenant"]
+__all__ = ["AdapterVersion", "ArtifactInfo", "Mode", "ModeChange", "Tenant"]
 
 
 def _json_ready(record: object) -> dict[str, Any]:
@@ -55,6 +55,18 @@ class AdapterVersion:
     notes: str = ""
     owner: str | None = None  # tenant id that owns it; None = shared with every tenant
     declared_base: str | None = None
+    # The latest gate verdict recorded for it: {"passed", "judged", "at", "by", "failures",
+    # "summary"} (a trained version's own gate, or `lorag adapters gate`); None = never gated.
+    gate: dict[str, Any] | None = None
+
+    @property
+    def gate_status(self) -> str:
+        """`passed`, `failed`, `not judged` (too few test examples) or `never gated`."""
+        if self.gate is None:
+            return "never gated"
+        if self.gate.get("passed"):
+            return "passed"
+        return "failed" if self.gate.get("judged", True) else "not judged"
 
     @property
     def served_name(self) -> str:
@@ -86,6 +98,7 @@ class Mode:
     retrieval: dict[str, Any] = field(default_factory=dict)  # free-form JSON
     position: int = 0
     is_default: bool = False
+    system_prompt: str | None = None  # the operator's instructions, sent before the request's
 
     @property
     def is_base(self) -> bool:
@@ -105,3 +118,24 @@ class Mode:
 
     def to_dict(self) -> dict[str, Any]:
         return {**_json_ready(self), "target": self.target}
+
+
+@dataclass(frozen=True)
+class ModeChange:
+    """One recorded change of a mode: who, when, from which target to which, and the gate
+    verdict of the version it then pointed at."""
+
+    id: int
+    tenant: str
+    mode: str
+    at: datetime
+    actor: str
+    action: str  # create, repoint, settings, remove, rollback
+    from_target: str | None  # None: the mode did not exist
+    to_target: str | None  # None: the mode was removed
+    gate: str | None  # the target's gate status (AdapterVersion.gate_status); None for base
+    forced: bool = False  # promoted with --force although its gate did not pass
+    changed: tuple[str, ...] = ()  # what else changed: retrieval, system_prompt, default
+
+    def to_dict(self) -> dict[str, Any]:
+        return _json_ready(self)

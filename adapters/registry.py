@@ -1,8 +1,9 @@
 """The registry interface: adapter versions, tenants and their API keys, and tenants' modes.
 
-`Registry` is what the gateway, the CLI and training use; `SqliteRegistry`
-(`adapters.sqlite_registry`) is the embedded implementation, and a server database can
-implement the same interface when several gateways share one registry.
+`Registry` is what the gateway, the CLI and training use. Two implementations keep it, one
+SQL logic (`adapters.sql_registry`) on two databases: `SqliteRegistry` (one file in the data
+folder, the embedded default) and `PostgresRegistry` (a server several gateways share,
+`LORAG_REGISTRY_URL`). `adapters.from_settings.open_registry` picks one.
 
 Rules every implementation keeps:
 - versions of a name are numbered 1, 2, ... and a number is never reused, even after a delete
@@ -12,7 +13,11 @@ Rules every implementation keeps:
 - a version used by a mode cannot be deleted; a tenant owning versions cannot be deleted;
 - API keys are shown once and stored only as sha256 hashes;
 - a tenant's first mode becomes its default; removing the default mode leaves the tenant
-  without one (requests then use the base model) rather than promoting another mode.
+  without one (requests then use the base model) rather than promoting another mode;
+- every change of a mode is recorded (`mode_history`: who, when, from, to, the target's gate
+  verdict, whether it was forced); the record outlives the mode;
+- a change is visible to every reader, in any process or gateway, as soon as its call
+  returns: nothing is cached between calls (the gateway reads modes and keys per request).
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any
 
-from adapters.models import AdapterVersion, Mode, Tenant
+from adapters.models import AdapterVersion, Mode, ModeChange, Tenant
 from lorag.base_model import BaseModelInfo
 
 __all__ = ["Registry"]
@@ -43,9 +48,16 @@ class Registry(ABC):
         metrics: dict[str, Any] | None = None,
         notes: str = "",
         owner: str | None = None,
+        gate: dict[str, Any] | None = None,
     ) -> AdapterVersion:
         """Validate the artifact in `folder`, store it and record it as the next version of
-        `name`. All or nothing: on failure no row and no newly stored folder remain."""
+        `name` (with its gate verdict, if it was gated). All or nothing: on failure no row and
+        no newly stored folder remain."""
+
+    @abstractmethod
+    def record_gate(self, name: str, version: int, gate: dict[str, Any]) -> AdapterVersion:
+        """Record a gate verdict for a version (`lorag adapters gate`); it replaces the one
+        recorded before. The version's weights never change."""
 
     @abstractmethod
     def list_adapters(self, name: str | None = None) -> list[AdapterVersion]:
@@ -99,14 +111,30 @@ class Registry(ABC):
         *,
         retrieval: dict[str, Any] | None = None,
         default: bool | None = None,
+        system_prompt: str | None = None,
+        actor: str = "",
+        forced: bool = False,
     ) -> Mode:
         """Create or repoint a mode. `target`: "base", "name@vN", or "name" (the latest version
         at the time of the call). `retrieval` None keeps the mode's settings; `default` True
-        makes it the default, False clears that, None keeps it (a first mode becomes default)."""
+        makes it the default, False clears that, None keeps it (a first mode becomes default);
+        `system_prompt` None keeps it, "" removes it. The change is recorded with `actor`
+        and `forced` (the caller let an ungated version through: `adapters.promotion`)."""
 
     @abstractmethod
-    def remove_mode(self, tenant_id: str, mode: str) -> None:
-        """Remove a mode; NotFound if absent."""
+    def remove_mode(self, tenant_id: str, mode: str, *, actor: str = "") -> None:
+        """Remove a mode (recorded); NotFound if absent."""
+
+    @abstractmethod
+    def mode_history(
+        self, tenant_id: str, mode: str | None = None, *, limit: int = 100
+    ) -> list[ModeChange]:
+        """The tenant's recorded mode changes (of `mode` only, if given), newest first."""
+
+    @abstractmethod
+    def rollback_mode(self, tenant_id: str, mode: str, *, actor: str = "") -> Mode:
+        """Point the mode back at the target it had before its last repoint (recorded as a
+        rollback; a second rollback undoes the first). Conflict if it was never repointed."""
 
     @abstractmethod
     def list_modes(self, tenant_id: str) -> list[Mode]:
@@ -123,3 +151,8 @@ class Registry(ABC):
     @abstractmethod
     def modes_using(self, name: str, version: int) -> list[Mode]:
         """Every mode (of any tenant) pointing at this adapter version."""
+
+    # --- lifetime --------------------------------------------------------------------------
+    def close(self) -> None:  # noqa: B027 (a no-op default, not an abstract method)
+        """Release the registry's connections (the gateway calls it when it stops); the
+        registry is not used afterwards."""

@@ -1,4 +1,4 @@
-"""The SQLite registry's file: its tables, transactions, and rows converted to records.
+"""The SQLite registry's file: its tables, their upgrades in place, and its transactions.
 
 The file is in WAL mode, so readers never wait for the writer and several processes can use it
 at once. Each thread keeps its own connection (opened again after a fork or an error);
@@ -9,36 +9,21 @@ processes too.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from pathlib import Path
-from typing import Any
 
-from adapters.errors import InvalidInput, NotFound, RegistryBusy, RegistryError
-from adapters.models import AdapterVersion, Mode, Tenant
+from adapters.errors import RegistryBusy, RegistryError
 
-__all__ = [
-    "SCHEMA_VERSION",
-    "SqliteDatabase",
-    "insert_version",
-    "json_text",
-    "mode_row",
-    "row_to_mode",
-    "row_to_tenant",
-    "row_to_version",
-    "tenant_exists",
-    "tenant_row",
-]
+__all__ = ["MIGRATIONS", "SCHEMA", "SCHEMA_VERSION", "SqliteDatabase"]
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tenants (
@@ -69,6 +54,7 @@ CREATE TABLE IF NOT EXISTS adapter_versions (
     notes         TEXT NOT NULL DEFAULT '',
     owner         TEXT REFERENCES tenants (id),
     declared_base TEXT,
+    gate          TEXT,                      -- JSON object: the latest gate verdict (NULL: none)
     PRIMARY KEY (name, version)
 );
 CREATE INDEX IF NOT EXISTS adapter_versions_sha256 ON adapter_versions (sha256);
@@ -82,13 +68,39 @@ CREATE TABLE IF NOT EXISTS modes (
     retrieval  TEXT NOT NULL DEFAULT '{}',    -- JSON object
     position   INTEGER NOT NULL,
     is_default INTEGER NOT NULL DEFAULT 0,
+    system_prompt TEXT,                       -- the operator's instructions (NULL: none)
     PRIMARY KEY (tenant, name),
     FOREIGN KEY (adapter, version) REFERENCES adapter_versions (name, version),
     CHECK ((adapter IS NULL) = (version IS NULL))
 );
 CREATE INDEX IF NOT EXISTS modes_adapter ON modes (adapter, version);
 CREATE UNIQUE INDEX IF NOT EXISTS modes_one_default ON modes (tenant) WHERE is_default = 1;
+
+-- Every change of a mode, kept after the mode (or its tenant) is gone: an audit trail.
+CREATE TABLE IF NOT EXISTS mode_history (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    tenant      TEXT NOT NULL,
+    mode        TEXT NOT NULL,
+    at          TEXT NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    from_target TEXT,
+    to_target   TEXT,
+    gate        TEXT,
+    forced      INTEGER NOT NULL DEFAULT 0,
+    changed     TEXT NOT NULL DEFAULT '[]'    -- JSON list
+);
+CREATE INDEX IF NOT EXISTS mode_history_mode ON mode_history (tenant, mode, id);
 """
+
+# Schema upgrades in place: user_version N -> N+1 (the tables' CREATE statements above are
+# the newest shape; these bring an older file there before they run).
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    1: (
+        "ALTER TABLE adapter_versions ADD COLUMN gate TEXT",
+        "ALTER TABLE modes ADD COLUMN system_prompt TEXT",
+    ),
+}
 
 
 class SqliteDatabase:
@@ -141,6 +153,11 @@ class SqliteDatabase:
             _rollback(conn)
             raise
 
+    def close(self) -> None:
+        """Close the calling thread's connection; other threads' close with their thread
+        (a sqlite3 connection belongs to the thread that opened it)."""
+        self._drop_thread_connection()
+
     def _error(self, exc: sqlite3.Error) -> RegistryError:
         log.warning("registry %s: %s", self.path, exc)
         if _is_busy(exc):
@@ -161,6 +178,11 @@ class SqliteDatabase:
                         f"registry {self.path} has schema {found}, newer than this lorag's "
                         f"({SCHEMA_VERSION}): upgrade lorag"
                     )
+                if found:  # 0: a new file
+                    for version in range(found, SCHEMA_VERSION):
+                        for statement in MIGRATIONS[version]:
+                            conn.execute(statement)
+                        log.info("registry %s upgraded to schema %d", self.path, version + 1)
                 for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
@@ -185,106 +207,3 @@ def _is_busy(exc: sqlite3.Error) -> bool:
 def _rollback(conn: sqlite3.Connection) -> None:
     if conn.in_transaction:
         conn.execute("ROLLBACK")
-
-
-def json_text(value: object, *, param: str) -> str:
-    """`value` (a dict) as compact JSON text; InvalidInput if it is not JSON-serializable."""
-    if not isinstance(value, dict):
-        raise InvalidInput(
-            f"{param} must be a JSON object, got {type(value).__name__}", param=param
-        )
-    try:
-        return json.dumps(value, sort_keys=True, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInput(f"{param} is not JSON-serializable: {exc}", param=param) from exc
-
-
-def _json(text: str) -> Any:
-    return json.loads(text) if text else {}
-
-
-def row_to_version(row: sqlite3.Row) -> AdapterVersion:
-    return AdapterVersion(
-        name=row["name"],
-        version=row["version"],
-        base_model=row["base_model"],
-        rank=row["rank"],
-        alpha=row["alpha"],
-        targets=tuple(_json(row["targets"])),
-        sha256=row["sha256"],
-        size_bytes=row["size_bytes"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-        origin=row["origin"],
-        metrics=_json(row["metrics"]),
-        notes=row["notes"],
-        owner=row["owner"],
-        declared_base=row["declared_base"],
-    )
-
-
-def row_to_tenant(row: sqlite3.Row) -> Tenant:
-    return Tenant(
-        id=row["id"],
-        display_name=row["display_name"],
-        created_at=datetime.fromisoformat(row["created_at"]),
-    )
-
-
-def row_to_mode(row: sqlite3.Row) -> Mode:
-    return Mode(
-        tenant=row["tenant"],
-        name=row["name"],
-        adapter=row["adapter"],
-        version=row["version"],
-        retrieval=_json(row["retrieval"]),
-        position=row["position"],
-        is_default=bool(row["is_default"]),
-    )
-
-
-def insert_version(conn: sqlite3.Connection, v: AdapterVersion, metrics_text: str) -> None:
-    """Insert one adapter version row (`metrics_text`: its metrics as JSON text)."""
-    conn.execute(
-        "INSERT INTO adapter_versions (name, version, base_model, rank, alpha, targets, "
-        "sha256, size_bytes, created_at, origin, metrics, notes, owner, declared_base) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            v.name,
-            v.version,
-            v.base_model,
-            v.rank,
-            v.alpha,
-            json.dumps(list(v.targets)),
-            v.sha256,
-            v.size_bytes,
-            v.created_at.isoformat(),
-            v.origin,
-            metrics_text,
-            v.notes,
-            v.owner,
-            v.declared_base,
-        ),
-    )
-
-
-def tenant_exists(conn: sqlite3.Connection, tenant_id: str) -> bool:
-    return conn.execute("SELECT 1 FROM tenants WHERE id = ?", (tenant_id,)).fetchone() is not None
-
-
-def tenant_row(conn: sqlite3.Connection, tenant_id: str) -> Tenant:
-    """The tenant; NotFound if absent."""
-    row = conn.execute("SELECT * FROM tenants WHERE id = ?", (tenant_id,)).fetchone()
-    if row is None:
-        raise NotFound(f"tenant {tenant_id!r} not found", param="tenant")
-    return row_to_tenant(row)
-
-
-def mode_row(conn: sqlite3.Connection, tenant_id: str, mode: str) -> Mode:
-    """The tenant's mode; NotFound (naming the tenant or the mode) if absent."""
-    row = conn.execute(
-        "SELECT * FROM modes WHERE tenant = ? AND name = ?", (tenant_id, mode)
-    ).fetchone()
-    if row is None:
-        tenant_row(conn, tenant_id)
-        raise NotFound(f"tenant {tenant_id!r} has no mode {mode!r}", param="mode")
-    return row_to_mode(row)

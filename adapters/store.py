@@ -20,7 +20,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from adapters.artifact_files import ARTIFACT_FILES, artifact_digest
+from adapters.artifact_files import ARTIFACT_FILES, artifact_digest, folder_digest
 from adapters.errors import InvalidArtifact, InvalidName, NotFound
 
 __all__ = ["AdapterStore"]
@@ -91,10 +91,7 @@ class AdapterStore:
         target = self.path(digest)
         if not target.is_dir():
             raise NotFound(f"artifact {digest} is not in the store", param="sha256")
-        if sorted(entry.name for entry in target.iterdir()) != sorted(ARTIFACT_FILES):
-            return False
-        file_digests = {name: _hash_file(target / name) for name in ARTIFACT_FILES}
-        return artifact_digest(file_digests) == digest
+        return folder_digest(target) == digest
 
     def digests(self) -> list[str]:
         """Every digest in the store, sorted."""
@@ -116,14 +113,6 @@ def _copy_hashing(folder: Path, name: str, staging: Path) -> str:
     except FileNotFoundError as exc:
         raise InvalidArtifact(f"{folder} has no {name}", param=name) from exc
     os.chmod(staging / name, 0o444)
-    return hasher.hexdigest()
-
-
-def _hash_file(path: Path) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            hasher.update(chunk)
     return hasher.hexdigest()
 
 

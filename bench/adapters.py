@@ -88,7 +88,7 @@ async def promotion(url: str, key: str, version: int) -> float:
             url,
             "PUT",
             "/admin/tenants/bench/modes/promo",
-            json={"target": f"promo@v{version}"},
+            json={"target": f"promo@v{version}", "force": True},  # random, ungated adapters
         )
         await stream(client, "promo", 1)
         return time.perf_counter() - started
@@ -176,7 +176,12 @@ def setup_tenant(url: str, base_dir: Path, folder: Path) -> str:
             targets=("q_proj", "k_proj", "v_proj", "o_proj"),
         )
         admin(url, "POST", "/admin/adapters", json={"path": str(path), "name": f"a{index}"})
-        admin(url, "PUT", f"/admin/tenants/bench/modes/m{index}", json={"target": f"a{index}@v1"})
+        admin(
+            url,
+            "PUT",
+            f"/admin/tenants/bench/modes/m{index}",
+            json={"target": f"a{index}@v1", "force": True},
+        )
     return str(key)
 
 

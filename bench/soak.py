@@ -112,7 +112,7 @@ async def operations_loop(url: str, keys: list[str], deadline: float, stats: dic
                     f"/v1/knowledge/documents/soak-{index - len(keys)}", headers=headers
                 )
                 stats["ops"][f"delete {gone.status_code}"] += 1
-            target = {"target": f"soak{tenant}@v{1 + (index // len(keys)) % 2}"}
+            target = {"target": f"soak{tenant}@v{1 + (index // len(keys)) % 2}", "force": True}
             promoted = await client.put(
                 f"/admin/tenants/t{tenant}/modes/adapter",
                 json=target,
@@ -170,7 +170,10 @@ def main() -> None:
                 path = make_lora_adapter(base_dir, folder / f"a{seed}", seed=seed)
                 body = {"path": str(path), "name": f"soak{tenant}", "owner": f"t{tenant}"}
                 admin(url, "POST", "/admin/adapters", json=body)
-            modes = {"base": {"target": "base"}, "adapter": {"target": f"soak{tenant}@v1"}}
+            modes = {
+                "base": {"target": "base"},
+                "adapter": {"target": f"soak{tenant}@v1", "force": True},
+            }
             modes["rag"] = {"target": "base", "retrieval": {"top_k": 2}}
             for mode, body in modes.items():
                 admin(url, "PUT", f"/admin/tenants/t{tenant}/modes/{mode}", json=body)

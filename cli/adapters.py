@@ -1,4 +1,4 @@
-"""`lorag adapters ...`: import, list, show, verify and delete adapter versions.
+"""`lorag adapters ...`: import, list, show, verify, gate, export and delete adapter versions.
 
 Every leaf command sets `handler(args, settings) -> exit code`. Errors are raised as
 `adapters.errors` exceptions: `cli.main` prints `error: <message>` and exits 2 for client errors.
@@ -13,10 +13,12 @@ from typing import TYPE_CHECKING
 
 from adapters.from_settings import base_model_info, open_registry
 from adapters.models import AdapterVersion
+from cli.adapter_export import register_export
 from cli.arguments import json_object
 from cli.output import print_fields, print_json, print_table, size
 from lorag.names import parse_ref
 from lorag.settings import Settings
+from train.config import GateThresholds
 
 if TYPE_CHECKING:
     from cli.arguments import Commands
@@ -71,6 +73,56 @@ def register(commands: Commands) -> None:
     )
     cmd.add_argument("ref", metavar="NAME@vN", help="adapter version to delete")
     cmd.set_defaults(handler=_delete_adapter)
+
+    _register_gate(actions)
+    register_export(actions)
+
+
+def _register_gate(actions: Commands) -> None:
+    cmd = actions.add_parser(
+        "gate",
+        help="run the training gate on a stored version (imported or trained) and record it",
+        description="Load the base model and the stored adapter, compare them on the control "
+        "set (forgetting), your golden checks and, with --test, your test examples, print the "
+        "report with samples side by side, and record the verdict with the version (`adapters "
+        "show`). Exit code 0 when the gate passes, 1 when it fails or cannot judge.",
+    )
+    cmd.add_argument("ref", metavar="NAME[@vN]", help="adapter version (NAME alone = latest)")
+    cmd.add_argument(
+        "--golden",
+        type=Path,
+        metavar="FILE",
+        help="golden prompts with checks the adapter must pass (JSONL: prompt or messages, and "
+        "keywords, regex, json_schema, forbidden)",
+    )
+    cmd.add_argument(
+        "--control",
+        type=Path,
+        metavar="FILE",
+        help="your own control prompts (JSONL: prompt, optional expect; default: shipped)",
+    )
+    cmd.add_argument(
+        "--test",
+        type=Path,
+        metavar="FILE",
+        help="test examples in a training format, never trained on (chat/completion/alpaca "
+        f"JSONL or CSV); fewer than {GateThresholds.min_test_examples} and the gate cannot judge",
+    )
+    cmd.add_argument(
+        "--max-nll-rise",
+        type=float,
+        default=GateThresholds.max_nll_rise,
+        help="allowed rise (nats/token) of the NLL of the base's own control answers "
+        f"(default: {GateThresholds.max_nll_rise})",
+    )
+    cmd.add_argument(
+        "--max-keywords-lost",
+        type=int,
+        default=GateThresholds.max_keywords_lost,
+        help=f"control keywords the adapter may lose (default: {GateThresholds.max_keywords_lost})",
+    )
+    cmd.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    cmd.set_defaults(handler=_gate_adapter)
 
 
 def _import(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,6 +201,47 @@ def _delete_adapter(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _gate_adapter(args: argparse.Namespace, settings: Settings) -> int:
+    """Gate a stored version like a training run's adapter; the verdict goes to the registry.
+    No test set by default: an imported adapter comes without the examples it learned."""
+    import shutil
+
+    from lorag.base_model import prepare_bundled_model, resolve_base_model
+    from train.adapter_gate import gate_adapter
+    from train.data_formats import load_examples
+    from train.gate_text import describe_gate
+    from train.model_setup import pick_device
+    from train.prompt_sets import CONTROL_PROMPTS
+
+    registry = open_registry(settings)
+    ref = parse_ref(args.ref)
+    version = registry.get_version(ref.name, ref.version)
+    test = load_examples(args.test)[0] if args.test is not None else None
+    if settings.base_model is None:
+        prepare_bundled_model(settings)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    report = gate_adapter(
+        registry.artifact_path(version),
+        base_model=resolve_base_model(settings),
+        test=test,
+        control=args.control or CONTROL_PROMPTS,
+        golden=args.golden,
+        thresholds=GateThresholds(
+            max_nll_rise=args.max_nll_rise, max_keywords_lost=args.max_keywords_lost
+        ),
+        cache_dir=settings.data_dir / "cache" / "train",
+        device=pick_device("auto"),
+    )
+    print(f"{version.served_name}:", end=" ")
+    print(describe_gate(report, width=shutil.get_terminal_size((100, 24)).columns))
+    recorded = registry.record_gate(version.name, version.version, report.record("adapters gate"))
+    print(f"recorded with {recorded.served_name}: {recorded.gate_status}")
+    return 0 if report.passed else 1
+
+
 def _version_fields(v: AdapterVersion) -> list[tuple[str, str]]:
     return [
         ("adapter", v.served_name),
@@ -161,6 +254,15 @@ def _version_fields(v: AdapterVersion) -> list[tuple[str, str]]:
         ("created", v.created_at.isoformat(timespec="seconds")),
         ("size", size(v.size_bytes)),
         ("sha256", v.sha256),
+        ("gate", _gate_line(v)),
         ("metrics", json.dumps(v.metrics, sort_keys=True) if v.metrics else "-"),
         ("notes", v.notes or "-"),
     ]
+
+
+def _gate_line(v: AdapterVersion) -> str:
+    """The recorded verdict: status, by whom and when, and why it did not pass."""
+    if v.gate is None:
+        return v.gate_status
+    line = f"{v.gate_status} ({v.gate.get('by', '?')}, {v.gate.get('at', '?')})"
+    return "; ".join([line, *v.gate.get("failures", [])])

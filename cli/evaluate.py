@@ -23,7 +23,17 @@ import httpx
 from cli import mode_report
 from cli import sweep as sweep_module
 from cli.arguments import tenant_id
-from cli.mode_report import ModeSummary, Outcome, QAItem, chart, judge, read_qa, table
+from cli.mode_report import (
+    ModeSummary,
+    Outcome,
+    QAItem,
+    chart,
+    judge,
+    kind_of,
+    read_qa,
+    table,
+    verdict,
+)
 from ingest.errors import InvalidInput
 from lorag.settings import Settings
 from service.errors import InvalidRequest
@@ -202,7 +212,7 @@ def _eval_answers(args: argparse.Namespace, settings: Settings) -> int:
                 handle.write(json.dumps(outcome.__dict__) + "\n")
                 mark = "ok " if outcome.correct else "-- "
                 print(f"{mark}[{outcome.mode}] {outcome.question} -> {outcome.reply!r}")
-    report = table(summaries, args.exact)
+    report = table(summaries, args.exact) + "\n\n## Which pays\n\n" + verdict(summaries)
     header = f"# Mode report: tenant {args.tenant}, {len(items)} questions\n\n"
     (args.out / "report.md").write_text(header + report + "\n", encoding="utf-8")
     chart(summaries, args.out / "report.png")
@@ -280,6 +290,11 @@ def run(
     summaries = [ModeSummary(mode) for mode in modes]
     headers = {"authorization": f"Bearer {api_key}"}
     with httpx.Client(base_url=url, headers=headers, timeout=300) as client:
+        listed = client.get("/v1/models")
+        if listed.status_code == 200:
+            cards = {card["id"]: card.get("lorag") for card in listed.json().get("data", [])}
+            for summary in summaries:
+                summary.kind = kind_of(cards.get(summary.mode)) if summary.mode in cards else ""
 
         def ask(job: tuple[QAItem, str]) -> Outcome:
             item, mode = job

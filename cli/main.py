@@ -5,6 +5,7 @@ lorag models prepare                  convert the bundled model once
 lorag adapters ... / tenants ...      operate the registry
 lorag ingest PATH... --tenant T       feed the knowledge base
 lorag eval retrieval|answers ...      measure retrieval and the modes
+lorag data inspect FILE               know before you train: what is wrong with the data
 lorag train --data FILE --name N      train, gate and publish an adapter
 
 Each command group registers itself (`register(commands)`); its leaf commands set
@@ -21,7 +22,7 @@ from collections.abc import Sequence
 
 from pydantic import ValidationError
 
-from cli import adapters, evaluate, ingest, models, serve, tenants, train
+from cli import adapters, data, evaluate, ingest, models, serve, tenants, train
 from cli.output import client_error_message, print_error
 from lorag.settings import Settings, settings_error_lines
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     adapters.register(commands)
     tenants.register(commands)
     ingest.register(commands)
+    data.register(commands)
     train.register(commands)
     return parser
 

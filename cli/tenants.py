@@ -8,12 +8,16 @@ Every leaf command sets `handler(args, settings) -> exit code`. Errors are raise
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from adapters.errors import InvalidInput
 from adapters.from_settings import open_registry
-from adapters.models import Mode
+from adapters.models import Mode, ModeChange
+from adapters.promotion import check_promotion
 from cli.arguments import json_object
 from cli.output import print_fields, print_json, print_table
 from lorag.settings import Settings
@@ -76,7 +80,44 @@ def register(commands: Commands) -> None:
     cmd.add_argument(
         "--retrieval", type=json_object, help="JSON object of retrieval settings for the mode"
     )
+    prompt = cmd.add_mutually_exclusive_group()
+    prompt.add_argument(
+        "--system-prompt",
+        metavar="TEXT",
+        help="the mode's instructions, sent as a system message before each request's own "
+        "(a prompt-only mode: the base with instructions); '' removes them",
+    )
+    prompt.add_argument(
+        "--system-prompt-file", type=Path, metavar="FILE", help="read the instructions from FILE"
+    )
+    cmd.add_argument(
+        "--force",
+        action="store_true",
+        help="point at an adapter version that never passed a gate (or failed it); recorded "
+        "as forced in the mode's history",
+    )
     cmd.set_defaults(handler=_set_mode, default=None)
+
+    cmd = actions.add_parser(
+        "history",
+        help="every change of a tenant's modes: who, when, from, to, gate verdict",
+        description="Recorded mode changes, newest first (kept after a mode is removed).",
+    )
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.add_argument("mode", metavar="MODE", nargs="?", help="only this mode")
+    cmd.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    cmd.add_argument("--json", action="store_true", help="print JSON")
+    cmd.set_defaults(handler=_history)
+
+    cmd = actions.add_parser(
+        "rollback",
+        help="point a mode back at its previous target in one step",
+        description="Point MODE of tenant ID at the target it had before its last repoint "
+        "(no gate check: it was live before). Running it again undoes it.",
+    )
+    cmd.add_argument("tenant", metavar="ID", help="tenant id")
+    cmd.add_argument("mode", metavar="MODE", help="mode name")
+    cmd.set_defaults(handler=_rollback)
 
     cmd = actions.add_parser(
         "set-retrieval",
@@ -160,25 +201,54 @@ def _show_tenant(args: argparse.Namespace, settings: Settings) -> int:
     )
     print()
     print_table(
-        ("MODE", "TARGET", "DEFAULT", "RETRIEVAL"),
+        ("MODE", "TARGET", "DEFAULT", "SYSTEM PROMPT", "RETRIEVAL"),
         [_mode_cells(m) for m in modes],
         empty="no modes: requests use the base model",
     )
     return 0
 
 
+def actor() -> str:
+    """Who makes a change from this command line, for the modes' history."""
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):  # no user name for this uid (a container)
+        return "cli"
+
+
+def _system_prompt(args: argparse.Namespace) -> str | None:
+    if args.system_prompt_file is None:
+        return args.system_prompt  # type: ignore[no-any-return]
+    try:
+        return args.system_prompt_file.read_text(encoding="utf-8").strip()  # type: ignore[no-any-return]
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or type(exc).__name__
+        raise InvalidInput(
+            f"cannot read --system-prompt-file {args.system_prompt_file}: {reason}",
+            param="system_prompt_file",
+        ) from None
+
+
 def _set_mode(args: argparse.Namespace, settings: Settings) -> int:
     from lorag.retrieval_policy import normalized
 
-    mode = open_registry(settings).set_mode(
+    registry = open_registry(settings)
+    retrieval = normalized(args.retrieval)
+    system_prompt = _system_prompt(args)
+    forced = check_promotion(registry, args.tenant, args.mode, args.target, force=args.force)
+    mode = registry.set_mode(
         args.tenant,
         args.mode,
         args.target,
-        retrieval=normalized(args.retrieval),
+        retrieval=retrieval,
         default=args.default,
+        system_prompt=system_prompt,
+        actor=actor(),
+        forced=forced,
     )
     default = " (default)" if mode.is_default else ""
-    print(f"{mode.qualified_name} -> {mode.target}{default}")
+    note = " (forced: recorded in its history)" if forced else ""
+    print(f"{mode.qualified_name} -> {mode.target}{default}{note}")
     return 0
 
 
@@ -188,14 +258,51 @@ def _set_retrieval(args: argparse.Namespace, settings: Settings) -> int:
     registry = open_registry(settings)
     mode = registry.get_mode(args.tenant, args.mode)
     merged = normalized({**(mode.retrieval or {}), "enabled": True, **args.settings})
-    updated = registry.set_mode(args.tenant, args.mode, mode.target, retrieval=merged)
+    updated = registry.set_mode(
+        args.tenant, args.mode, mode.target, retrieval=merged, actor=actor()
+    )
     print(f"{updated.qualified_name} -> {updated.target}: {json.dumps(updated.retrieval)}")
     return 0
 
 
 def _remove_mode(args: argparse.Namespace, settings: Settings) -> int:
-    open_registry(settings).remove_mode(args.tenant, args.mode)
+    open_registry(settings).remove_mode(args.tenant, args.mode, actor=actor())
     print(f"removed mode {args.tenant}:{args.mode}")
+    return 0
+
+
+def _history(args: argparse.Namespace, settings: Settings) -> int:
+    changes = open_registry(settings).mode_history(args.tenant, args.mode, limit=args.limit)
+    if args.json:
+        print_json([c.to_dict() for c in changes])
+        return 0
+    print_table(
+        ("WHEN", "MODE", "ACTION", "FROM", "TO", "GATE", "BY", "ALSO"),
+        [_change_cells(c) for c in changes],
+        empty="no recorded changes",
+    )
+    return 0
+
+
+def _change_cells(c: ModeChange) -> tuple[str, ...]:
+    gate = "-" if c.gate is None else c.gate + (" (FORCED)" if c.forced else "")
+    return (
+        c.at.strftime("%Y-%m-%d %H:%M:%S"),
+        c.mode,
+        c.action,
+        c.from_target or "-",
+        c.to_target or "-",
+        gate,
+        c.actor,
+        ",".join(c.changed) or "-",
+    )
+
+
+def _rollback(args: argparse.Namespace, settings: Settings) -> int:
+    registry = open_registry(settings)
+    before = registry.get_mode(args.tenant, args.mode).target
+    mode = registry.rollback_mode(args.tenant, args.mode, actor=actor())
+    print(f"{mode.qualified_name}: {before} -> {mode.target} (rolled back)")
     return 0
 
 
@@ -255,6 +362,8 @@ def _delete_tenant_through_server(tenant: str, settings: Settings, locked: Excep
     return 0
 
 
-def _mode_cells(m: Mode) -> tuple[str, str, str, str]:
+def _mode_cells(m: Mode) -> tuple[str, str, str, str, str]:
     retrieval = json.dumps(m.retrieval, sort_keys=True) if m.retrieval else "-"
-    return m.name, m.target, "yes" if m.is_default else "", retrieval
+    prompt = m.system_prompt or "-"
+    prompt = prompt if len(prompt) <= 40 else prompt[:37] + "..."
+    return m.name, m.target, "yes" if m.is_default else "", prompt, retrieval

@@ -2,6 +2,8 @@
 
     lorag train --data FILE --name ADAPTER [options]     prepare, train, gate, publish
     lorag train --resume RUN_DIR --name ADAPTER          continue a run (then gate, publish)
+    lorag train --from NAME@vN --data FILE               continue a published version
+    lorag train --method dpo --data PREFS [--from NAME@vN] [--beta B]   preference tuning
     lorag train build-raft QA.jsonl --tenant T --out FILE
 
 `register(commands)` adds the command to the root parser (`cli.main`); handlers take
@@ -19,12 +21,13 @@ from typing import TYPE_CHECKING, Any
 from lorag.prompting import DEFAULT_TEMPLATE as TEMPLATE
 from lorag.prompting import TEMPLATES
 from lorag.settings import Settings
-from train.config import GateThresholds, TrainConfig, help_for
+from train.config import DPO_LR, METHODS, GateThresholds, TrainConfig, help_for
 from train.data_formats import FORMATS
 from train.errors import InvalidOption
 
 if TYPE_CHECKING:
     from cli.arguments import Commands
+    from train.parent import ParentVersion
 
 __all__ = ["register"]
 
@@ -49,6 +52,8 @@ _KNOBS: tuple[tuple[str, str, type], ...] = (
     ("--precision", "precision", str),
     ("--quantization", "quantization", str),
     ("--threads", "threads", int),
+    ("--beta", "beta", float),
+    ("--sft-weight", "sft_weight", float),
 )
 
 
@@ -60,10 +65,30 @@ def register(commands: Commands) -> None:
         description=(
             "Turn a file of examples into the next version of a named adapter: validate and "
             "scrub the data, mix in the base model's own answers to general prompts, train "
-            "LoRA (QLoRA on a GPU), gate the result against the base (held-out split and a "
-            "control set), and publish it if the gate passes. Runs live under "
-            "LORAG_DATA_DIR/runs/<run_id>/."
+            "LoRA (QLoRA on a GPU), gate the result against the base (a test split training "
+            "never saw, a control set, your golden checks), and publish it if the gate "
+            "passes. Runs live under "
+            "LORAG_DATA_DIR/runs/<run_id>/. "
+            "--from NAME@vN continues a published version (its weights, its LoRA shape, its "
+            "owner; the gate compares with it as well as with the base). --method dpo learns "
+            "from preference pairs (OpenAI's preference format) instead of examples."
         ),
+    )
+    method = parser.add_argument_group("what to learn, from where")
+    method.add_argument(
+        "--method",
+        choices=METHODS,
+        default=None,
+        help=f"{help_for('method')} (default: sft; with --resume: the run's)",
+    )
+    method.add_argument(
+        "--from",
+        dest="from_version",
+        metavar="NAME@vN",
+        help="continue this published version: start from its weights with its rank, alpha "
+        "and target modules, publish as the next version of NAME (unless --name), owned by its "
+        "owner; the gate also compares with it (its test loss, its recorded golden checks, "
+        "and for DPO it is the reference)",
     )
     data = parser.add_argument_group("data")
     data.add_argument("--data", type=Path, metavar="FILE", help="training file (JSONL or CSV)")
@@ -83,12 +108,27 @@ def register(commands: Commands) -> None:
         "--val-fraction",
         type=float,
         default=0.1,
-        help="share of examples held out for validation and the gate (default: 0.1)",
+        help="share of examples held out for validation: early stopping and the choice of "
+        "checkpoint (default: 0.1)",
+    )
+    data.add_argument(
+        "--test-fraction",
+        type=float,
+        default=0.1,
+        help="share of examples held out for the gate alone (never trained on, never used "
+        f"to pick a checkpoint); below {GateThresholds.min_test_examples} test examples the "
+        "gate cannot judge and publishing needs --force (default: 0.1)",
     )
     data.add_argument(
         "--no-scrub",
         action="store_true",
         help="keep emails, phone numbers, card numbers and IBANs as they are",
+    )
+    data.add_argument(
+        "--no-inspect",
+        action="store_true",
+        help="skip the data inspection that runs first (`lorag data inspect`: its errors, such "
+        "as one prompt with conflicting answers, otherwise stop training)",
     )
     data.add_argument(
         "--no-general-mix",
@@ -124,6 +164,13 @@ def register(commands: Commands) -> None:
         type=Path,
         metavar="FILE",
         help="your own control prompts (JSONL: prompt, optional expect; default: shipped)",
+    )
+    gate.add_argument(
+        "--golden",
+        type=Path,
+        metavar="FILE",
+        help="golden prompts with checks the adapter must pass whatever the base does "
+        "(JSONL: prompt or messages, and keywords, regex, json_schema, forbidden)",
     )
     gate.add_argument(
         "--max-nll-rise",
@@ -212,6 +259,8 @@ def _knob_help(name: str) -> str:
     if default is None or default is MISSING:
         return help_for(name)
     shown = ",".join(default) if isinstance(default, tuple) else default
+    if name == "lr":
+        shown = f"{shown}; {DPO_LR} with --method dpo"
     return f"{help_for(name)} (default: {shown})"
 
 
@@ -220,10 +269,14 @@ def _train_config(args: argparse.Namespace) -> dict[str, Any]:
     given = {name: getattr(args, name) for _, name, _ in _KNOBS if getattr(args, name) is not None}
     if args.target_modules:
         given["target_modules"] = tuple(m.strip() for m in args.target_modules.split(",") if m)
+    if args.method is not None:
+        given["method"] = args.method
     return given
 
 
 def _train(args: argparse.Namespace, settings: Settings) -> int:
+    from cli.data import inspect_before_training
+    from cli.train_start import check_method, run_parent
     from lorag.base_model import prepare_bundled_model, resolve_base_model
     from train.pipeline import DataOptions, GateOptions, resume_config, run_job
     from train.prompt_sets import CONTROL_PROMPTS, GENERAL_PROMPTS
@@ -232,18 +285,26 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidOption("--resume continues a run with its own data; drop --data")
     if args.resume is None and args.data is None:
         raise InvalidOption("give the training data: lorag train --data FILE --name ADAPTER")
-    overrides = _train_config(args)
+    parent, overrides = run_parent(args, settings, _train_config(args))
     if args.resume is not None:
         cfg, base_model = resume_config(args.resume, overrides)
     else:
+        if overrides.get("method") == "dpo":
+            overrides = {"lr": DPO_LR, **overrides}
         cfg = TrainConfig(**overrides)
         if settings.base_model is None:
             prepare_bundled_model(settings)
         base_model = resolve_base_model(settings)
+    check_method(args, cfg)
+    args.method = cfg.method
+    if parent is not None and not args.name:
+        args.name = parent.name  # the next version of the continued adapter
 
     publish = None
     if not args.no_publish:
-        publish = _publisher(args, settings, cfg)
+        publish = _publisher(args, settings, cfg, parent)
+    if args.data is not None and not args.no_inspect:
+        inspect_before_training(args, base_model, cfg.max_seq_len)
     data = None
     if args.data is not None:
         data = DataOptions(
@@ -253,11 +314,13 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
             completion_column=args.completion_column,
             scrub=not args.no_scrub,
             val_fraction=args.val_fraction,
+            test_fraction=args.test_fraction,
             general_mix=not args.no_general_mix,
             general_prompts=args.general_prompts or GENERAL_PROMPTS,
         )
     gate = GateOptions(
         control=args.control or CONTROL_PROMPTS,
+        golden=args.golden,
         thresholds=GateThresholds(
             max_nll_rise=args.max_nll_rise, max_keywords_lost=args.max_keywords_lost
         ),
@@ -274,17 +337,22 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
         run_name=args.name,
         progress=not args.quiet,
         say=print,
+        parent=parent if args.resume is None else None,
     )
     if result.published is not None:
         version = result.published.version
-        print(f"published {version.served_name} (origin {version.origin})")
+        continued = version.metrics.get("parent")
+        continues = f", continuing {continued}" if continued else ""
+        print(f"published {version.served_name} (origin {version.origin}{continues})")
         if result.published.mode is not None:
             mode = result.published.mode
             print(f"promoted: {mode.qualified_name} -> {mode.target}")
     return 0 if result.gate.passed or result.published is not None else 1
 
 
-def _publisher(args: argparse.Namespace, settings: Settings, cfg: TrainConfig) -> Any:
+def _publisher(
+    args: argparse.Namespace, settings: Settings, cfg: TrainConfig, parent: ParentVersion | None
+) -> Any:
     """Check the publish options now (before training) and return the publish step."""
     from adapters.from_settings import base_model_info, open_registry
     from train.publish import check_publish_options, publish_owner, publish_run
@@ -298,9 +366,11 @@ def _publisher(args: argparse.Namespace, settings: Settings, cfg: TrainConfig) -
             param="rank",
         )
     registry = open_registry(settings)
-    owner = publish_owner(promote=args.promote, owner=args.owner, shared=args.shared)
+    owner = publish_owner(promote=args.promote, owner=args.owner, shared=args.shared, parent=parent)
     check_publish_options(registry, args.name, args.promote, owner=owner)
-    if owner is not None and args.owner is None:
+    if parent is not None and parent.owner is not None:
+        print(f"the adapter will be owned by tenant {owner}, as {parent.ref} is")
+    elif owner is not None and args.owner is None:
         print(f"the adapter will be owned by tenant {owner} (--shared to share it)")
     base = base_model_info(settings)
 

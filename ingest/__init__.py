@@ -2,6 +2,7 @@
 
     loaders, records, uploads   files and uploads -> SourceDocument (txt, md, html, pdf, docx,
                                 jsonl, csv); bad input raises InvalidDocument per file
+    scrubbing                   personal data -> placeholders before chunking (scrub_pii)
     chunking                    blocks -> chunks sized in the embedding model's tokens
     embedding                   dense (sentence-transformers) + sparse (BM25) vectors
     store/                      the Store interface; qdrant-edge folder or Qdrant server

@@ -1,7 +1,8 @@
 """`lorag ingest` while a running gateway holds the embedded store: the files are read and
 parsed here, then sent to the gateway as one ingest job (operator API, admin key), and the
-job's report is printed as if the ingest had run here. `lorag tenants delete` likewise asks
-the gateway to delete the tenant (it purges the tenant's knowledge in the store it holds)."""
+job's report is printed as if the ingest had run here (`--scrub-pii` travels as the job's
+`scrub_pii`: the gateway scrubs and counts). `lorag tenants delete` likewise asks the gateway
+to delete the tenant (it purges the tenant's knowledge in the store it holds)."""
 
 from __future__ import annotations
 
@@ -70,6 +71,7 @@ def forward_ingest(
     doc_id_prefix: str = "",
     include: Sequence[str] = (),
     exclude: Sequence[str] = (),
+    scrub_pii: bool = False,
     timeout_s: float = 3600.0,
     client: httpx.Client | None = None,
 ) -> IngestReport:
@@ -95,13 +97,15 @@ def forward_ingest(
             document["scope"] = pending.scope
         documents.append(document)
     body: dict[str, Any] = {"documents": documents}
+    if scrub_pii:
+        body["scrub_pii"] = True
     notes: list[tuple[str, str]] = []
     if found.sync_scopes and failed:  # never delete what merely failed to parse here
         notes.append(("--sync", "not applied: some files failed"))
     elif found.sync_scopes:
         body["sync_scope"] = next(iter(found.sync_scopes))
     if not documents:
-        report = IngestReport()
+        report = IngestReport(scrubbed={} if scrub_pii else None)
     elif client is not None:
         report = _run_job(client, url, admin_key, tenant, body, timeout_s)
     else:

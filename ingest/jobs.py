@@ -8,6 +8,10 @@ marked failed ("interrupted"). A tenant sees only its own jobs: another tenant's
 `JobNotFound`, the same as an unknown one. `purge(tenant)` forgets a deleted tenant's jobs:
 their records go, queued ones never run and a running one stops before its next document.
 
+A job may ask for personal data to be scrubbed (`scrub_pii`); a runner made with
+`scrub_pii=True` (the knowledge base's policy, `LORAG_INGEST_SCRUB_PII`) scrubs every job and
+records it so.
+
 Limits: a tenant has at most `max_queued` jobs queued (`TooManyJobs`, 429, beyond), and only
 its newest `keep` finished job records are kept. Faults: the worker outlives any error in a
 job (a full disk, a store error, a panic in native code): that job ends failed with the
@@ -71,6 +75,7 @@ class DocumentIngestor(Protocol):
         sync_scope: str | None = ...,
         doc_scopes: Mapping[str, str] | None = ...,
         cancel: threading.Event | None = ...,
+        scrub_pii: bool = ...,
     ) -> IngestReport: ...
 
 
@@ -84,6 +89,7 @@ class JobRunner:
         *,
         keep: int = KEEP_JOBS_PER_TENANT,
         max_queued: int = MAX_QUEUED_PER_TENANT,
+        scrub_pii: bool = False,
     ) -> None:
         if keep < 1 or max_queued < 1:
             raise InvalidInput("keep and max_queued must be at least 1")
@@ -92,6 +98,7 @@ class JobRunner:
         self._dir.mkdir(parents=True, exist_ok=True)
         self._keep = keep
         self._max_queued = max_queued
+        self._scrub_pii = scrub_pii
         self._jobs: dict[str, Job] = {}
         self._changed = threading.Condition()
         self._queue: queue.Queue[_Item | None] = queue.Queue()
@@ -108,13 +115,16 @@ class JobRunner:
         docs: Sequence[SourceDocument],
         sync_scope: str | None = None,
         doc_scopes: Mapping[str, str] | None = None,
+        *,
+        scrub_pii: bool = False,
     ) -> Job:
         """Queue an ingest of `docs` for `tenant`; returns the queued job.
 
         `doc_scopes` (doc id -> scope) records where documents came from, for a later sync
-        (see `KnowledgeBase.ingest_documents`). `TooManyJobs` when the tenant has
-        `max_queued` jobs queued already; `StoreUnavailable` when the job cannot be recorded
-        (the disk is full)."""
+        (see `KnowledgeBase.ingest_documents`); `scrub_pii` replaces personal data before the
+        documents are stored (always, on a runner made with `scrub_pii=True`). `TooManyJobs`
+        when the tenant has `max_queued` jobs queued already; `StoreUnavailable` when the job
+        cannot be recorded (the disk is full)."""
         check_tenant(tenant)
         if self._stop.is_set():
             raise InvalidInput("the job runner is closed")
@@ -138,6 +148,7 @@ class JobRunner:
                 documents=len(docs),
                 created_at=_created_now(),
                 sync_scope=sync_scope,
+                scrub_pii=bool(scrub_pii) or self._scrub_pii,
             )
             try:
                 self._write(job)
@@ -254,7 +265,12 @@ class JobRunner:
                 return
         try:
             report = self._kb.ingest_documents(
-                job.tenant, docs, sync_scope=job.sync_scope, doc_scopes=scopes, cancel=cancel
+                job.tenant,
+                docs,
+                sync_scope=job.sync_scope,
+                doc_scopes=scopes,
+                cancel=cancel,
+                scrub_pii=job.scrub_pii,
             )
         except IngestError as exc:
             self._finish(job_id, JobStatus.FAILED, error=exc.message)

@@ -3,6 +3,7 @@
     kb = open_knowledge_base(settings)
     kb.ingest_paths("acme", ["docs/"], sync=True)       # files -> report (tqdm bar)
     kb.ingest_documents("acme", [SourceDocument(...)])  # uploaded texts -> report
+    kb.ingest_documents("acme", docs, scrub_pii=True)   # emails, phones, ... -> placeholders
     kb.search("acme", "how do I reset it?", top_k=5)    # -> [Hit]
     kb.list_documents("acme"); kb.delete_document("acme", "docs/a.md")
     job = kb.jobs.submit("acme", docs); kb.jobs.get("acme", job.id)
@@ -11,7 +12,9 @@
 
 Every call is confined to the tenant it names. Ingests and deletes are serialized (one at a
 time per knowledge base); searches run concurrently with them and always find a document
-that is being re-ingested.
+that is being re-ingested. `scrub_pii` on an ingest (or a job) replaces personal data before
+the documents are stored (`ingest.scrubbing`); a knowledge base opened with `scrub_pii=True`
+(`LORAG_INGEST_SCRUB_PII`) scrubs every ingest and job, whatever they ask.
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ class KnowledgeBase:
         jobs_dir: Path | None = None,
         max_queued_jobs: int | None = None,
         kept_jobs: int | None = None,
+        scrub_pii: bool = False,
     ) -> None:
         if store.dim != embedder.dim:
             raise StoreIncompatible(
@@ -93,6 +97,8 @@ class KnowledgeBase:
             )
         self.store = store
         self.embedder = embedder
+        self.scrub_pii = scrub_pii
+        """Every ingest scrubs personal data (an operator's policy: a job cannot turn it off)."""
         self.chunker = Chunker(
             embedder.new_tokenizer(),
             chunk_tokens=chunk_tokens,
@@ -124,9 +130,11 @@ class KnowledgeBase:
         doc_scopes: Mapping[str, str] | None = None,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        scrub_pii: bool = False,
     ) -> IngestReport:
         """Ingest given documents. With `sync_scope`, they are the whole set of that scope:
-        the tenant's documents recorded under it and missing here are deleted.
+        the tenant's documents recorded under it and missing here are deleted. With
+        `scrub_pii`, personal data becomes placeholders before they are stored.
 
         `doc_scopes` (doc id -> scope) records the scope of documents that came from a
         folder (`lorag ingest` forwarded to the server sends each file's), so that a later
@@ -144,7 +152,9 @@ class KnowledgeBase:
             raise InvalidInput("document scopes must be non-blank strings", param="scope")
         pending = pending_documents(docs, sync_scope, doc_scopes)
         scopes = {sync_scope} if sync_scope else set()
-        return self._run(tenant, pending, IngestReport(), scopes, set(), progress, cancel)
+        return self._run(
+            tenant, pending, IngestReport(), scopes, set(), progress, cancel, scrub_pii
+        )
 
     def ingest_paths(
         self,
@@ -156,13 +166,15 @@ class KnowledgeBase:
         doc_id_prefix: str = "",
         include: Sequence[str] = (),
         exclude: Sequence[str] = (),
+        scrub_pii: bool = False,
     ) -> IngestReport:
         """Ingest files and folders (doc id = prefix + path relative to the folder given).
 
         With `sync`, each folder given is the whole set of its documents: documents ingested
         earlier from that folder (same prefix) whose file is gone are deleted. Files with an
         unsupported type inside folders are listed as skipped; `include`/`exclude` are glob
-        patterns on the relative path.
+        patterns on the relative path. With `scrub_pii`, personal data becomes placeholders
+        before the documents are stored.
         """
         check_tenant(tenant)
         started = time.perf_counter()
@@ -185,6 +197,7 @@ class KnowledgeBase:
                 found.protected_sources,
                 callback if callable(callback) else None,
                 None,
+                scrub_pii,
             )
         finally:
             if bar is not None:
@@ -199,6 +212,7 @@ class KnowledgeBase:
         protected: set[str],
         progress: Callable[..., None] | None,
         cancel: threading.Event | None,
+        scrub_pii: bool,
     ) -> IngestReport:
         with self._ingest_lock:
             return self._ingestor.run(
@@ -209,6 +223,7 @@ class KnowledgeBase:
                 protected_sources=protected,
                 progress=progress,
                 cancel=cancel,
+                scrub_pii=scrub_pii or self.scrub_pii,
             )
 
     def optimize(self) -> None:
@@ -327,7 +342,9 @@ class KnowledgeBase:
             if self._jobs is None:
                 if self._jobs_dir is None:
                     raise InvalidInput("this knowledge base was opened without a jobs folder")
-                self._jobs = JobRunner(self, self._jobs_dir, **self._job_limits)
+                self._jobs = JobRunner(
+                    self, self._jobs_dir, scrub_pii=self.scrub_pii, **self._job_limits
+                )
             return self._jobs
 
     def close(self) -> None:
@@ -408,6 +425,7 @@ def open_knowledge_base(
             jobs_dir=knowledge_dir / JOBS_FOLDER,
             max_queued_jobs=settings.ingest_queued_jobs_per_tenant,
             kept_jobs=settings.ingest_jobs_kept_per_tenant,
+            scrub_pii=settings.ingest_scrub_pii,
         )
     except BaseException:
         if store is not None:

@@ -162,7 +162,9 @@ class IngestReport:
     """Outcome of one ingest: document ids by outcome, failures with reasons, totals.
 
     `failed` and `skipped` hold (file or document, reason); `interrupted` is set when the
-    ingest was cancelled part way (no sync deletions happen then).
+    ingest was cancelled part way (no sync deletions happen then). `scrubbed` is None when
+    personal data was not scrubbed, else the placeholders put in by kind (`{"email": 3}`;
+    `{}`: scrubbing was on and found nothing) in the documents written, not the unchanged.
     """
 
     added: list[str] = field(default_factory=list)
@@ -174,6 +176,7 @@ class IngestReport:
     chunks: int = 0
     seconds: float = 0.0
     interrupted: bool = False
+    scrubbed: dict[str, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -193,7 +196,15 @@ class IngestReport:
             chunks=int(data.get("chunks", 0)),
             seconds=float(data.get("seconds", 0.0)),
             interrupted=bool(data.get("interrupted", False)),
+            scrubbed=_counts(data.get("scrubbed")),
         )
+
+
+def _counts(data: Any) -> dict[str, int] | None:
+    """Counts by kind from a report's JSON; None (not scrubbed) in records from before."""
+    if not isinstance(data, Mapping):
+        return None
+    return {str(kind): int(count) for kind, count in data.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +226,10 @@ class JobStatus(StrEnum):
 
 @dataclass(slots=True)
 class Job:
-    """A background ingest job of one tenant; persisted as JSON under knowledge_dir/jobs."""
+    """A background ingest job of one tenant; persisted as JSON under knowledge_dir/jobs.
+
+    `scrub_pii`: personal data is replaced by placeholders before the documents are stored
+    (asked for by the job, or every job by `LORAG_INGEST_SCRUB_PII`); the report counts it."""
 
     id: str
     tenant: str
@@ -223,6 +237,7 @@ class Job:
     documents: int
     created_at: str
     sync_scope: str | None = None
+    scrub_pii: bool = False
     started_at: str | None = None
     finished_at: str | None = None
     report: IngestReport | None = None
@@ -244,6 +259,7 @@ class Job:
             documents=int(data.get("documents", 0)),
             created_at=str(data["created_at"]),
             sync_scope=data.get("sync_scope"),
+            scrub_pii=bool(data.get("scrub_pii", False)),
             started_at=data.get("started_at"),
             finished_at=data.get("finished_at"),
             report=IngestReport.from_dict(report) if report else None,

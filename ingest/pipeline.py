@@ -7,6 +7,8 @@ For each pending document of a tenant:
   uuid5(tenant, doc_id, index), so chunk i replaces the old chunk i in place), and only then
   its stale chunks (ids beyond the new count) deleted, so it never drops out of search;
 - unreadable: reported with the reason, the stored version (if any) kept.
+With `scrub_pii`, each document read is scrubbed (`ingest.scrubbing`) before it is chunked,
+and the report counts the placeholders put in.
 A crash at any point leaves a state that a rerun repairs: a half-written document is not
 "complete", so it is written again and its leftovers removed. With sync scopes, documents
 of the tenant recorded under a scope but absent from this ingest are deleted afterwards.
@@ -18,6 +20,7 @@ import functools
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +29,7 @@ from ingest.chunking import Chunker
 from ingest.embedding import Embedder
 from ingest.errors import InvalidDocument
 from ingest.models import Chunk, IngestReport, ProgressEvent, SourceDocument
+from ingest.scrubbing import scrub_document, scrubbed_pipeline
 from ingest.sources import PendingDocument
 from ingest.store.base import Store
 from ingest.store.points import (
@@ -113,6 +117,15 @@ class _Parsed:
     chunks: list[Chunk]
     existed: bool
     scope: str | None
+    pipeline: str
+
+
+@dataclass(slots=True)
+class _Scrubbing:
+    """One run's scrubbing: on or off, and what it has replaced so far."""
+
+    on: bool
+    counts: Counter[str] = field(default_factory=Counter)
 
 
 class Ingestor:
@@ -134,9 +147,12 @@ class Ingestor:
         protected_sources: set[str] | None = None,
         progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
+        scrub_pii: bool = False,
     ) -> IngestReport:
         started = time.perf_counter()
         report = report if report is not None else IngestReport()
+        pipeline = scrubbed_pipeline(self.pipeline, scrub_pii)
+        scrubbing = _Scrubbing(scrub_pii)
         states = document_states(self.store, tenant)
         seen: set[str] = set()
         batch: list[_Parsed] = []
@@ -157,13 +173,13 @@ class Ingestor:
                 continue
             seen.add(item.doc_id)
             state = states.get(item.doc_id)
-            if state is not None and state.is_current(item.content_hash, self.pipeline):
+            if state is not None and state.is_current(item.content_hash, pipeline):
                 report.unchanged.append(item.doc_id)
                 if item.scope and state.scope != item.scope:
                     self.store.set_payload(tenant, item.doc_id, {SCOPE: item.scope})
                 tick(item.doc_id)
                 continue
-            parsed = self._parse(item, state, report)
+            parsed = self._parse(item, state, report, pipeline, scrubbing)
             if parsed is not None:
                 batch.append(parsed)
                 if sum(len(p.chunks) for p in batch) >= EMBED_GROUP:
@@ -174,15 +190,25 @@ class Ingestor:
             self._write(tenant, batch, report, lambda: tick(None))
         if sync_scopes and not report.interrupted:  # a partial ingest must not delete
             self._sync(tenant, states, seen, sync_scopes, protected_sources or set(), report)
+        if scrubbing.on:
+            report.scrubbed = dict(sorted(scrubbing.counts.items()))
         report.seconds = round(report.seconds + time.perf_counter() - started, 3)
         return report
 
     def _parse(
-        self, item: PendingDocument, state: DocumentState | None, report: IngestReport
+        self,
+        item: PendingDocument,
+        state: DocumentState | None,
+        report: IngestReport,
+        pipeline: str,
+        scrubbing: _Scrubbing,
     ) -> _Parsed | None:
         name = item.doc_id
+        found: Counter[str] = Counter()  # counted once the document is chunked, not before
         try:
             doc = item.load()
+            if scrubbing.on:
+                doc = scrub_document(doc, found)
             chunks = self.chunker.chunk(doc)
         except InvalidDocument as exc:
             report.failed.append((name, exc.message))
@@ -193,7 +219,8 @@ class Ingestor:
             return None
         # a document ingested without a scope keeps the one it had
         scope = item.scope or (state.scope if state is not None else None)
-        return _Parsed(item, doc, chunks, state is not None, scope)
+        scrubbing.counts.update(found)
+        return _Parsed(item, doc, chunks, state is not None, scope, pipeline)
 
     def _write(
         self,
@@ -224,7 +251,7 @@ class Ingestor:
         payload = {
             CHUNK_COUNT: len(parsed.chunks),
             CONTENT_HASH: parsed.pending.content_hash,
-            PIPELINE: self.pipeline,
+            PIPELINE: parsed.pipeline,
             SCOPE: parsed.scope,
             SOURCE: doc.source,
             TITLE: doc.title,

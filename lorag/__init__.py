@@ -8,6 +8,7 @@ The core (imports only itself):
 `jsonl`: JSON-lines files, every bad line reported at once.
 `hardware`: the CPU's capabilities and the precision chosen from them.
 `json_nesting`: how deeply a parsed JSON value nests (checked before anything recurses).
+`pii`: personal data (emails, phones, cards, IBANs) in text replaced by placeholders.
 
 Above it, still below every package (pure code, no I/O):
 `retrieval_policy`: a mode's retrieval settings and how a request may narrow them.

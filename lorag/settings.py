@@ -3,7 +3,9 @@
 Every field is an environment variable with the `LORAG_` prefix (`LORAG_DATA_DIR`, ...); the
 names are flat, the fields are grouped in sections (one mixin class each) that `Settings`
 combines. Nothing else in lorag reads the environment: code receives the `Settings` object or
-the values it needs (`child_environment` builds a child process's environment from ours).
+the values it needs (`child_environment` builds a child process's environment from ours). The
+one exception runs outside lorag's processes: the resolver plugin inside a vLLM server reads
+its own `LORAG_RESOLVER_*` variables there (`service.engine.lora_resolver`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 __all__ = [
     "BUNDLED_MODEL_NAME",
     "MIN_ADMIN_KEY_CHARS",
+    "MIN_REPLICA_KEY_CHARS",
     "SECRET_VARIABLES",
     "EngineSettings",
     "GatewaySettings",
@@ -38,6 +41,8 @@ __all__ = [
 
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
 MIN_ADMIN_KEY_CHARS = 16
+MIN_REPLICA_KEY_CHARS = 32
+"""Replicas hold their key in a file or variable, nobody types it: it may as well be long."""
 
 
 def _split_list(value: object) -> object:
@@ -58,6 +63,29 @@ class PathsSettings(BaseModel):
     """Where state lives."""
 
     data_dir: Path = Field(Path(".lorag"), description="Models, adapters, registry, knowledge.")
+    registry_url: SecretStr | None = Field(
+        None,
+        description="The registry in a PostgreSQL database that several gateways share "
+        "(`postgresql://user:password@host:5432/lorag`); unset = the SQLite file in the data "
+        "dir. Every gateway needs the same adapter store contents (LORAG_DATA_DIR/adapters).",
+    )
+
+    @field_validator("registry_url", mode="before")
+    @classmethod
+    def _postgresql_url(cls, value: object) -> object:
+        """Blank = unset; otherwise a `postgresql://` URL (the value, which may hold a
+        password, is never repeated in the error)."""
+        value = _blank_secret_is_none(value)
+        if isinstance(value, str):
+            value = value.strip()
+            scheme = value.partition("://")[0].lower() if "://" in value else ""
+            if scheme not in ("postgresql", "postgres"):
+                found = f"a {scheme}:// URL" if scheme.isalnum() else "no URL"
+                raise ValueError(
+                    f"LORAG_REGISTRY_URL must be a postgresql://user:password@host:port/database "
+                    f"URL (got {found}), or unset for the SQLite registry in LORAG_DATA_DIR"
+                )
+        return value
 
     @property
     def models_dir(self) -> Path:
@@ -127,14 +155,15 @@ class GatewaySettings(BaseModel):
     registry_threads: int = Field(
         2,
         ge=1,
-        description="Worker threads for the admin API's registry calls (SQLite, which may "
-        "wait for another process's write lock).",
+        description="Worker threads for the admin API's registry calls (which may wait for "
+        "another process's write lock).",
     )
     registry_busy_timeout_s: float = Field(
         5.0,
         gt=0,
         description="How long a request waits for the registry's write lock held by another "
-        "process (a CLI command) before it is answered 503; the CLI waits 30 s.",
+        "process (a CLI command, another gateway) before it is answered 503; the CLI waits "
+        "30 s.",
     )
 
     @field_validator("admin_key", mode="before")
@@ -165,6 +194,26 @@ class EngineSettings(BaseModel):
     )
     vllm_urls: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Remote engine: comma-separated vLLM base URLs."
+    )
+    adapter_delivery: Literal["path", "resolver"] = Field(
+        "path",
+        description="How a vLLM server gets an adapter version's files. 'path': the gateway "
+        "sends the version's folder in its store (LORAG_DATA_DIR/adapters), which every server "
+        "must see at that same path (the embedded engine always does; a remote server that "
+        "cannot is an error naming it). 'resolver': the gateway names the version only, and "
+        "lorag's resolver plugin on each remote server fetches it from the gateway's "
+        "/internal/adapters endpoint (needs LORAG_REPLICA_KEY; README: Remote vLLM servers).",
+    )
+    replica_key: SecretStr | None = Field(
+        None,
+        description="The key vLLM servers' resolver plugin sends to fetch adapter files from "
+        f"the gateway's /internal/adapters endpoint (at least {MIN_REPLICA_KEY_CHARS} "
+        "characters; only the replicas hold it); unset or empty = that endpoint is off.",
+    )
+    routing: Literal["adapter-aware", "round-robin"] = Field(
+        "adapter-aware",
+        description="Remote engine with several vLLM servers: send a request to a server that "
+        "already holds its adapter (then the least busy), or round-robin.",
     )
     vllm_api_key: SecretStr | None = Field(
         None,
@@ -259,10 +308,35 @@ class EngineSettings(BaseModel):
             )
         return value
 
+    @field_validator("replica_key", mode="before")
+    @classmethod
+    def _replica_key_long_enough(cls, value: object) -> object:
+        """Blank = unset (the endpoint is off); a set key must be long: it opens every
+        adapter's weights."""
+        value = _blank_secret_is_none(value)
+        if isinstance(value, str) and len(value.strip()) < MIN_REPLICA_KEY_CHARS:
+            raise ValueError(
+                f"LORAG_REPLICA_KEY is too short: use at least {MIN_REPLICA_KEY_CHARS} "
+                "characters (e.g. `openssl rand -hex 32`), or leave it unset to turn the "
+                "internal adapter endpoint off"
+            )
+        return value.strip() if isinstance(value, str) else value
+
     @model_validator(mode="after")
     def _check_engine(self) -> EngineSettings:
         if self.engine == "remote" and not self.vllm_urls:
             raise ValueError("LORAG_ENGINE=remote needs LORAG_VLLM_URLS")
+        if self.adapter_delivery == "resolver":
+            if self.engine != "remote":
+                raise ValueError(
+                    "LORAG_ADAPTER_DELIVERY=resolver is for remote vLLM servers "
+                    "(LORAG_ENGINE=remote): the embedded engine reads the adapter store itself"
+                )
+            if self.replica_key is None:
+                raise ValueError(
+                    "LORAG_ADAPTER_DELIVERY=resolver needs LORAG_REPLICA_KEY: the servers' "
+                    "resolver plugin fetches adapters with it"
+                )
         return self
 
 
@@ -296,6 +370,13 @@ class KnowledgeSettings(BaseModel):
     )
     ingest_jobs_kept_per_tenant: int = Field(
         100, ge=1, description="Finished ingest job records kept per tenant (the newest)."
+    )
+    ingest_scrub_pii: bool = Field(
+        False,
+        description="Scrub personal data (emails, phone numbers, card numbers, IBANs -> "
+        "placeholders) from every ingested document before it is stored: CLI ingests and "
+        "every HTTP ingest job, which cannot turn it off. Off: only an ingest that asks for "
+        "it (`lorag ingest --scrub-pii`, `scrub_pii` in the job request) is scrubbed.",
     )
 
 

@@ -25,10 +25,11 @@ from service.executors import Executors
 from service.handlers.completions import CompletionsHandler
 from service.lora import LoraManager
 from service.metrics import Metrics
+from service.replica_choice import ReplicaChooser
 from service.request_ids import RequestIdMiddleware
 from service.request_limits import RequestLimitMiddleware
 from service.retrieval import Retriever
-from service.routes import admin, health, knowledge, openai
+from service.routes import admin, health, internal, knowledge, openai
 from service.routing import Router
 from service.state import AppState
 from service.upstream import Upstream
@@ -46,7 +47,12 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     metrics = Metrics(settings.metrics_label_values)
     router = Router(registry, served_model_name(settings))
     lora = LoraManager(
-        engine, upstream, registry.artifact_path, cap=settings.max_cpu_loras, metrics=metrics
+        engine,
+        upstream,
+        registry.artifact_path,
+        cap=settings.max_cpu_loras,
+        metrics=metrics,
+        delivery=settings.adapter_delivery,
     )
     executors = Executors(
         {
@@ -72,7 +78,10 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
         settings.max_model_len,
         off_loop=executors.runner("retrieval"),
     )
-    state.completions = CompletionsHandler(engine, upstream, router, lora, metrics, retriever)
+    replicas = ReplicaChooser(settings.routing)
+    state.completions = CompletionsHandler(
+        engine, upstream, router, lora, metrics, retriever, replicas
+    )
     return state
 
 
@@ -93,6 +102,7 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
                 await state.close_knowledge()
         finally:
             state.executors.shutdown()
+            state.registry.close()  # a PostgreSQL registry's pooled connections
 
     app = FastAPI(
         title="lorag",
@@ -111,7 +121,7 @@ def build_app(settings: Settings, *, engine: Engine | None = None) -> FastAPI:
         max_upload_bytes=settings.max_upload_bytes,
     )
     app.add_middleware(RequestIdMiddleware)  # outermost: the 413 carries the request id too
-    for module in (openai, health, admin, knowledge):
+    for module in (openai, health, admin, knowledge, internal):
         app.include_router(module.router)
     _install_error_handlers(app)
     return app

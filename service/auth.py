@@ -7,10 +7,14 @@
 - Operators send the admin key (`LORAG_ADMIN_KEY`) as a bearer token or `X-Admin-Key`. An
   empty key is no key: the admin API is off, and an empty offered key never matches.
 - With `LORAG_REQUIRE_API_KEY=true`, `/metrics` needs the admin key as well.
+- vLLM replicas fetching adapter files (`/internal/...`) send the replica key
+  (`LORAG_REPLICA_KEY`) as a bearer token; nothing else opens that endpoint, neither a tenant
+  key nor the admin key, and it is off (403) while the replica key is unset.
 """
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from fastapi import Request
@@ -28,6 +32,7 @@ __all__ = [
     "is_admin",
     "require_admin",
     "require_admin_if_keys_required",
+    "require_replica",
     "require_tenant",
 ]
 
@@ -94,3 +99,19 @@ async def require_admin_if_keys_required(request: Request) -> None:
     endpoints outside `/admin` (`/metrics`) then need the admin key too."""
     if app_state(request).settings.require_api_key:
         await require_admin(request)
+
+
+async def require_replica(request: Request) -> None:
+    """The replica key, and only it: a replica fetches every tenant's adapter weights, so no
+    tenant key may, and the admin key (which operators type and share more widely) is no
+    substitute either."""
+    configured = app_state(request).settings.replica_key
+    if configured is None:
+        raise Forbidden("the internal adapter endpoint is off: set LORAG_REPLICA_KEY")
+    offered = bearer_token(request) or ""
+    # compared as digests: equal lengths, so the time taken says nothing about the key's
+    expected = hashlib.sha256(configured.get_secret_value().encode()).digest()
+    if not offered or not secrets.compare_digest(
+        hashlib.sha256(offered.encode()).digest(), expected
+    ):
+        raise Unauthorized("invalid replica key")

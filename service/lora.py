@@ -5,6 +5,17 @@ name (vLLM serves stale results when a name is reloaded with new weights). Promo
 therefore: load v4, repoint the mode, let v3's running requests finish. Versions beyond the
 cap are unloaded least-recently-used first, never while a request uses them. After an engine
 restart (`Engine.generation` changes) everything is loaded again on demand.
+
+How a server gets a version's files (`LORAG_ADAPTER_DELIVERY`):
+- `path`: the load names the version's folder in the gateway's store; the server must see it
+  at that path (the embedded engine does). A server that answers "not found" for a folder the
+  gateway holds cannot see the store: that is a configuration error naming the server, at
+  its first load, not an adapter that fails again on every request.
+- `resolver`: vLLM has no call that loads an adapter by name alone, but any request naming an
+  unknown model makes it ask its LoRA resolvers, and lorag's plugin there fetches the version
+  from the gateway (`service.engine.lora_resolver`). The load is therefore a `/detokenize` of
+  one token naming the version: nothing is generated, errors arrive here at load time, and a
+  version already loaded answers at once.
 """
 
 from __future__ import annotations
@@ -15,10 +26,11 @@ import logging
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from adapters.models import AdapterVersion
 from service.engine import Engine
-from service.errors import EngineUnavailable, ServerError
+from service.errors import ConfigurationError, EngineUnavailable, ServerError
 from service.metrics import Metrics
 from service.upstream import Upstream, UpstreamError
 
@@ -36,10 +48,12 @@ class LoraManager:
         *,
         cap: int,
         metrics: Metrics | None = None,
+        delivery: Literal["path", "resolver"] = "path",
     ):
         self.engine = engine
         self.upstream = upstream
         self.artifact_path = artifact_path
+        self.delivery = delivery
         self.cap = max(1, cap)
         self.metrics = metrics
         self._loaded: dict[str, OrderedDict[str, None]] = {}
@@ -80,7 +94,10 @@ class LoraManager:
         lock = self._locks.setdefault(f"{url}|{name}", asyncio.Lock())
         async with lock:
             if name not in loaded:
-                await self._load(url, name, self.artifact_path(version))
+                if self.delivery == "resolver":
+                    await self._load_by_name(url, name)
+                else:
+                    await self._load(url, name, self.artifact_path(version))
                 loaded[name] = None
                 if self.metrics:
                     self.metrics.adapter_loads.inc()
@@ -127,9 +144,45 @@ class LoraManager:
         try:
             await self.upstream.post(f"{url}/v1/load_lora_adapter", body)
         except UpstreamError as exc:
+            if exc.status == 404 and path.is_dir():  # the folder is here, the server lacks it
+                raise self._store_unseen(url, name, path) from exc
             if "already" not in exc.message.lower():
                 raise ServerError(f"the engine refused adapter {name}: {exc.message}") from exc
         log.info("loaded adapter %s on %s", name, url)
+
+    def _store_unseen(self, url: str, name: str, path: Path) -> ConfigurationError:
+        server = self.engine.label(url)
+        log.error(
+            "%s (%s) cannot read adapter %s at %s: mount the gateway's adapter store there at "
+            "the same path, or use LORAG_ADAPTER_DELIVERY=resolver with lorag's resolver plugin",
+            server,
+            url,
+            name,
+            path,
+        )
+        return ConfigurationError(
+            f"{server} cannot read the gateway's adapter store (adapter {name}): mount the "
+            "store (LORAG_DATA_DIR/adapters) at the same path on that server, or set "
+            "LORAG_ADAPTER_DELIVERY=resolver and install lorag's resolver plugin beside its "
+            "vLLM (README: Remote vLLM servers)"
+        )
+
+    async def _load_by_name(self, url: str, name: str) -> None:
+        """Have the server's resolver plugin fetch and load `name` (`resolver` delivery)."""
+        try:
+            await self.upstream.post(f"{url}/detokenize", {"model": name, "tokens": [0]})
+        except UpstreamError as exc:
+            server = self.engine.label(url)
+            log.error("%s (%s) could not resolve adapter %s: %s", server, url, name, exc.message)
+            if exc.status == 404:  # no resolver answered for it
+                raise ConfigurationError(
+                    f"{server} found no adapter {name}: is lorag's resolver plugin installed "
+                    "beside its vLLM, pointed at this gateway (LORAG_RESOLVER_URL, "
+                    "LORAG_RESOLVER_KEY, LORAG_RESOLVER_CACHE) with "
+                    "VLLM_ALLOW_RUNTIME_LORA_UPDATING=true? (README: Remote vLLM servers)"
+                ) from exc
+            raise ServerError(f"{server} could not load adapter {name}: {exc.message}") from exc
+        log.info("loaded adapter %s on %s through its resolver", name, url)
 
     async def _unload(self, url: str, name: str) -> None:
         with contextlib.suppress(EngineUnavailable, UpstreamError):

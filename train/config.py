@@ -11,7 +11,7 @@ from typing import Any
 
 from train.errors import InvalidOption
 
-__all__ = ["DEFAULT_TARGETS", "GateThresholds", "TrainConfig", "help_for"]
+__all__ = ["DEFAULT_TARGETS", "DPO_LR", "METHODS", "GateThresholds", "TrainConfig", "help_for"]
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -25,8 +25,31 @@ def _knob(default: Any, help: str) -> Any:
 # --- configuration ----------------------------------------------------------------------------
 
 
+METHODS = ("sft", "dpo")
+DPO_LR = 5e-4
+"""`--method dpo`'s learning rate unless given: at SFT's 1e-3, two epochs of the example
+preference set collapsed the bundled model's answers to the sign-off alone (7 of 10 control
+keywords lost); at 5e-4 it moved without losing any (docs/benchmarks.md, DPO)."""
+
+
 @dataclass
 class TrainConfig:
+    # what is learned
+    method: str = _knob(
+        "sft",
+        "'sft': learn the answers of chat examples; 'dpo': learn to prefer preferred_output "
+        "over non_preferred_output (OpenAI's preference format; Direct Preference Optimization)",
+    )
+    beta: float = _knob(
+        0.1,
+        "DPO: how strongly the adapter is held to its reference (the base, or the --from "
+        "version); higher stays closer",
+    )
+    sft_weight: float = _knob(
+        0.0,
+        "DPO: weight of an added SFT loss on the preferred answers (TRL's rpo_alpha), which "
+        "keeps them likely, not only likelier than the others; 0 = pure DPO",
+    )
     # LoRA
     rank: int = _knob(16, "LoRA rank r (must not exceed the server's max LoRA rank)")
     alpha: int = _knob(32, "LoRA alpha; the update is scaled by alpha / rank")
@@ -65,6 +88,9 @@ class TrainConfig:
     def __post_init__(self) -> None:
         self.target_modules = tuple(self.target_modules)
         checks = {
+            "method": self.method in METHODS,
+            "beta": self.beta > 0,
+            "sft_weight": self.sft_weight >= 0,
             "rank": self.rank >= 1,
             "alpha": self.alpha >= 1,
             "dropout": 0.0 <= self.dropout < 1.0,
@@ -107,10 +133,22 @@ def help_for(name: str) -> str:
 class GateThresholds:
     max_nll_rise: float = 0.25  # nats/token on the base's own control answers
     max_keywords_lost: int = 0  # control keywords the base had that the adapter may lose
-    min_val_loss_gain: float = 0.0  # held-out loss: base - adapter must be at least this
+    min_val_loss_gain: float = 0.0  # test loss: base - adapter must be at least this
     max_match_drop: float = 0.0  # short answers: adapter's match rate may fall this much
     short_answer_words: int = 12  # references this short get generation checks
-    max_generations: int = 32  # held-out prompts generated for matches and samples
+    max_generations: int = 32  # test prompts generated for matches and samples
+    # Fewer test examples and the gate cannot judge: one answer would move the short-answer
+    # match rate by more than 20 points, and one odd example could decide the loss verdict.
+    # 10% of a 50-example file, the smallest a LoRA is worth training on (docs/benchmarks.md).
+    min_test_examples: int = 5
+    max_golden_failures: int = 0  # golden checks the adapter may fail
+    # `--from`: the parent's golden checks the parent passes and the adapter may fail
+    max_golden_regressions: int = 0
+    # DPO: test pairs whose margin (preferred minus non-preferred log-probability) the adapter
+    # must widen over the reference's; 0.5 is chance
+    min_preference_accuracy: float = 0.6
+    max_closer_drop: float = 0.0  # DPO: "answer closer to the preferred one" may fall this much
+    max_repetition_rise: float = 0.1  # DPO: the share of looping answers may rise this much
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

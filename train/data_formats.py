@@ -23,6 +23,7 @@ import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from lorag.jsonl import BadLine
 from train.errors import InvalidData
 from train.examples import ROLES, DataFormat, Example, Message
 
@@ -32,6 +33,7 @@ __all__ = [
     "FORMATS",
     "detect_format",
     "load_examples",
+    "parse_chat_record",
 ]
 
 FORMATS: tuple[str, ...] = ("auto", "chat", "completion", "alpaca", "csv")
@@ -84,6 +86,12 @@ def detect_format(path: Path, raw: bytes) -> DataFormat:
         except ValueError:
             continue
         if isinstance(record, dict):
+            if "preferred_output" in record or "non_preferred_output" in record:
+                raise InvalidData(
+                    f"{path.name} is in OpenAI's preference format (input, preferred_output, "
+                    "non_preferred_output): train on it with --method dpo",
+                    param=str(path),
+                )
             if "messages" in record:
                 return "chat"
             if "instruction" in record:
@@ -201,6 +209,15 @@ def _parse_chat(record: dict[str, object]) -> _Parsed:
     if all(m.get("weight") == 0 for m in parsed if m["role"] == "assistant"):
         raise _BadRecord("every assistant message has weight 0: nothing to train on")
     return tuple(parsed), tools
+
+
+def parse_chat_record(record: dict[str, object]) -> _Parsed:
+    """One chat record's messages and tools, checked as a chat file's line is; raises
+    `BadLine` with the reason (the preference format checks its conversations with it)."""
+    try:
+        return _parse_chat(record)
+    except _BadRecord as exc:
+        raise BadLine(str(exc)) from None
 
 
 def _parse_tools(tools: object) -> tuple[dict[str, object], ...]:

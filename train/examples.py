@@ -101,6 +101,7 @@ class DataSummary:
     scrubbed: dict[str, int] = field(default_factory=dict)  # placeholders put in, by kind
     train: int = 0
     validation: int = 0
+    test: int = 0
     general_mixed: int = 0
     truncated: int = 0
 
@@ -110,9 +111,10 @@ class DataSummary:
 
 @dataclass
 class PreparedData:
-    train: list[Example]
-    validation: list[Example]
+    train: list[Example]  # the trainer learns from it
+    validation: list[Example]  # the trainer stops early and picks its checkpoint on it
     summary: DataSummary
+    test: list[Example] = field(default_factory=list)  # only the gate reads it
 
 
 def write_examples(path: Path, examples: list[Example]) -> None:

@@ -20,6 +20,7 @@ from train.encoding import IGNORE_INDEX, collate, encode_messages, render_prompt
 from train.examples import Message
 
 __all__ = [
+    "AnswerFn",
     "Generation",
     "adapter_merged",
     "answer_nll",
@@ -35,6 +36,11 @@ class Generation:
     text: str
     finished: bool  # ended with the end-of-turn token (False: cut at max_new_tokens)
     tokens: int
+
+
+AnswerFn = Callable[[str, list[list[Message]], int], list[Generation]]
+"""(kind, prompts, max_new_tokens) -> one model's greedy answers: how the gate asks the base
+(cached), or a parent version, for theirs."""
 
 
 def autocast_context(device: str, precision: str) -> AbstractContextManager[object]:

@@ -1,95 +1,20 @@
-"""Personal data scrubbing: emails, phone numbers, card numbers and IBANs become placeholders.
+"""Personal data scrubbing of training examples: every message's text and tool-call arguments.
 
-`scrub_text(text, counts)` replaces each finding with `<EMAIL>`, `<PHONE>`, `<CARD>` or
-`<IBAN>` and adds to `counts`. Card numbers must pass the Luhn check and IBANs the ISO 7064
-mod-97 check, so order numbers and other long digit runs survive. Phone numbers are digit
-groups with at least 9 digits (7 with a `+country` or `(area)` prefix); dates, versions and
-IPv4 addresses are left alone. Names are not scrubbed (no reliable offline detector here).
+The text-level scrubber (emails, phone numbers, Luhn-checked card numbers, mod-97-checked
+IBANs -> `<EMAIL>`, `<PHONE>`, `<CARD>`, `<IBAN>`) lives in the core, `lorag.pii`, because
+the knowledge base scrubs documents with it too and `ingest` may not import `train`. Its names
+are re-exported here so that `from train.scrub import scrub_text` keeps working.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections import Counter
-from collections.abc import Callable
 
+from lorag.pii import PLACEHOLDERS, iban_ok, luhn_ok, scrub_text
 from train.examples import Example
 
-__all__ = ["PLACEHOLDERS", "scrub_example", "scrub_text"]
-
-PLACEHOLDERS = {"email": "<EMAIL>", "iban": "<IBAN>", "card": "<CARD>", "phone": "<PHONE>"}
-
-_EMAIL = re.compile(
-    r"(?<![\w.+-])[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b"
-)
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_CARD = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-_PHONE = re.compile(
-    r"(?<![\w+])(?:\+\d{1,3}[\s.-]?)?(?:\(\d{1,4}\)[\s.-]?)?\d{2,4}(?:[\s.-]?\d{2,4}){1,4}(?!\w)"
-)
-_IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-_DATE = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
-
-
-def luhn_ok(digits: str) -> bool:
-    total = 0
-    for position, char in enumerate(reversed(digits)):
-        value = int(char)
-        if position % 2 == 1:
-            value = value * 2 - 9 if value > 4 else value * 2
-        total += value
-    return total % 10 == 0
-
-
-def iban_ok(candidate: str) -> bool:
-    compact = candidate.replace(" ", "")
-    if not 15 <= len(compact) <= 34:
-        return False
-    rearranged = compact[4:] + compact[:4]
-    number = "".join(str(int(char, 36)) for char in rearranged)
-    return int(number) % 97 == 1
-
-
-def _is_phone(match: str) -> bool:
-    digits = sum(char.isdigit() for char in match)
-    if _IPV4.fullmatch(match) or _DATE.fullmatch(match):
-        return False
-    if match.startswith("+") or "(" in match:
-        return 7 <= digits <= 15
-    if match.isdigit():  # one unbroken run: long ones are more often order or account numbers
-        return 9 <= digits <= 12
-    return 9 <= digits <= 15
-
-
-def _is_card(match: str) -> bool:
-    return luhn_ok(re.sub(r"\D", "", match))
-
-
-# In this order: an IBAN or a card number would otherwise be taken for a phone number.
-_DETECTORS: tuple[tuple[str, re.Pattern[str], Callable[[str], bool] | None], ...] = (
-    ("email", _EMAIL, None),
-    ("iban", _IBAN, iban_ok),
-    ("card", _CARD, _is_card),
-    ("phone", _PHONE, _is_phone),
-)
-
-
-def scrub_text(text: str, counts: Counter[str]) -> str:
-    """`text` with personal data replaced by placeholders; adds what it found to `counts`."""
-    for kind, pattern, accept in _DETECTORS:
-
-        def swap(
-            match: re.Match[str], kind: str = kind, accept: Callable[[str], bool] | None = accept
-        ) -> str:
-            found = match.group(0)
-            if accept is not None and not accept(found):
-                return found
-            counts[kind] += 1
-            return PLACEHOLDERS[kind]
-
-        text = pattern.sub(swap, text)
-    return text
+__all__ = ["PLACEHOLDERS", "iban_ok", "luhn_ok", "scrub_example", "scrub_text"]
 
 
 def scrub_example(example: Example, counts: Counter[str]) -> Example:

@@ -9,7 +9,11 @@ Usage (the CLI prepares the data and the run folder, then calls `train`):
     from train.trainer import TrainConfig, train
     result = train(TrainConfig(epochs=2, lr=1e-3), run_dir, base_model="path/to/hf-folder")
 
-`run_dir` must hold `data/train.jsonl` and `data/validation.jsonl` (see `train.pipeline`).
+`run_dir` must hold `data/train.jsonl` and `data/validation.jsonl` (see `train.pipeline`); its
+`data/test.jsonl` is the gate's alone: training never opens it, so no test example chooses a
+checkpoint or stops training early. A run continued `--from` a published version holds that
+version in `parent/` and starts from its weights (`train.parent.start_lora`). Preference
+pairs (`--method dpo`) train in `train.dpo_trainer` instead.
 What it writes there:
 
     config.json       this TrainConfig and the base model (what `--resume` reads back)
@@ -55,13 +59,13 @@ from train.errors import InvalidOption, TrainingFailed
 from train.examples import read_examples
 from train.inference import answer_nll, assistant_logits, autocast_context
 from train.model_setup import (
-    attach_lora,
     load_adapter,
     load_base,
     pick_device,
     resolve_precision,
     resolve_quantization,
 )
+from train.parent import start_lora
 from train.run_card import device_description, library_versions, plot_losses, update_run_card
 
 __all__ = [
@@ -147,9 +151,7 @@ def train(
     # model + optimizer, fresh or from the newest checkpoint
     checkpoint = latest_checkpoint(run_dir)
     if checkpoint is None:
-        model = attach_lora(
-            model, rank=cfg.rank, alpha=cfg.alpha, dropout=cfg.dropout, targets=cfg.target_modules
-        )
+        model = start_lora(model, cfg, run_dir)  # fresh, or the `--from` version's weights
     else:
         model = load_adapter(model, checkpoint / "adapter", trainable=True)
     params = [p for p in model.parameters() if p.requires_grad]

@@ -64,6 +64,11 @@ class Engine(ABC):
         it out of rotation until it answers again. Default: nothing (one server, supervised)."""
         return None
 
+    def label(self, url: str) -> str:
+        """How a message callers may see names the server at `url`: never by its address
+        (that goes to the operator's log only)."""
+        return "the vLLM server"
+
     @property
     @abstractmethod
     def urls(self) -> list[str]:

@@ -80,6 +80,13 @@ class RemoteEngine(Engine):
             server.failures = self._probe_failures
             log.warning("vLLM server %s is unreachable: out of rotation until it answers", url)
 
+    def label(self, url: str) -> str:
+        """Its place in `LORAG_VLLM_URLS`: "vLLM server 2 of 3 (LORAG_VLLM_URLS)"."""
+        configured = list(self._servers)
+        if url not in configured:
+            return "a vLLM server"
+        return f"vLLM server {configured.index(url) + 1} of {len(configured)} (LORAG_VLLM_URLS)"
+
     @property
     def urls(self) -> list[str]:
         return [server.url for server in self._servers.values() if server.up]

@@ -34,9 +34,11 @@ from service.caller import Caller
 from service.engine import Engine
 from service.errors import EngineUnavailable, InvalidRequest, ServerError, to_envelope
 from service.handlers import not_found
+from service.handlers.instructions import with_instructions
 from service.lora import LoraManager
 from service.metrics import Metrics
 from service.protocol.openai import ChatCompletionRequest, CompletionRequest, ResponsesRequest
+from service.replica_choice import ReplicaChooser
 from service.retrieval import Augmented, Retriever
 from service.routing import Router, Target
 from service.upstream import ConnectFailed, Upstream, UpstreamError, sse_events
@@ -87,8 +89,10 @@ class CompletionsHandler:
         lora: LoraManager,
         metrics: Metrics,
         retriever: Retriever,
+        replicas: ReplicaChooser | None = None,
     ):
         self.retriever = retriever
+        self.replicas = replicas or ReplicaChooser()
         self.engine = engine
         self.upstream = upstream
         self.router = router
@@ -106,6 +110,8 @@ class CompletionsHandler:
         data.pop("lorag", None)
         body = data  # forwarded as sent: unknown fields reach vLLM untouched, but for the salt
         body["cache_salt"] = self.salts.for_tenant(caller.tenant_id)
+        if target.mode is not None and target.mode.system_prompt:
+            with_instructions(endpoint, body, target.mode.system_prompt, target.requested)
         wants_usage = False
         override = None
         if isinstance(request, ResponsesRequest):
@@ -343,6 +349,7 @@ class _Destination:
         self.model = ""
         """The name the engine serves the request's model under (set once sent)."""
         self._held: str | None = None  # the served adapter held in use at `url`
+        self._counted = False  # counted in flight at `url` (`ReplicaChooser`)
 
     async def __aenter__(self) -> _Destination:
         return self
@@ -354,6 +361,9 @@ class _Destination:
         held, self._held = self._held, None
         if held is not None:
             self._handler.lora.release(self.url, held)
+        if self._counted:
+            self._counted = False
+            self._handler.replicas.finished(self.url)
 
     async def post_json(self) -> dict[str, Any]:
         return await self._send(self._handler.upstream.post_json)
@@ -367,8 +377,14 @@ class _Destination:
         handler, prepared = self._handler, self._prepared
         target = prepared.target
         reloaded = rerouted = False
+        holds = None
+        if target.adapter is not None:
+            name = target.adapter.served_name
+            holds = lambda url: name in handler.lora.loaded(url)  # noqa: E731
         while True:
-            self.url = handler.engine.pick_url()
+            self.url = handler.replicas.choose(handler.engine.urls, holds)
+            handler.replicas.started(self.url)
+            self._counted = True
             sent = False
             try:
                 if target.adapter is None:
@@ -401,6 +417,10 @@ class _Destination:
             except ServerError as exc:
                 if isinstance(exc, EngineUnavailable):  # lost mid-request
                     handler.engine.report_unreachable(self.url)
+                    if not rerouted:  # nothing reached the client yet: another server answers
+                        rerouted = True
+                        log.warning("a model engine server was lost mid-request; trying another")
+                        continue
                 handler._observe(prepared, exc.status)
                 raise
             except asyncio.CancelledError:  # the client went away: the upstream call is closed

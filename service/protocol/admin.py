@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-__all__ = ["CreateTenant", "ImportAdapter", "SetMode"]
+__all__ = ["Actor", "CreateTenant", "ImportAdapter", "SetMode"]
 
 
 class _Strict(BaseModel):
@@ -25,8 +25,24 @@ class CreateTenant(_Strict):
     display_name: str = ""
 
 
-class SetMode(_Strict):
+class Actor(_Strict):
+    actor: str | None = Field(
+        None, max_length=200, description="Who makes the change, for the mode's history."
+    )
+
+
+class SetMode(Actor):
     target: str = Field(description='"base", "adapter@vN", or "adapter" (its latest version).')
     retrieval: dict[str, Any] | None = None
     default: bool | None = None
+    system_prompt: str | None = Field(
+        None,
+        max_length=20000,
+        description="The mode's instructions, sent as a system message before the request's "
+        'own; unset keeps them, "" removes them.',
+    )
+    force: bool = Field(
+        False,
+        description="Point at a version that never passed a gate (recorded as forced).",
+    )
     preload: bool = Field(True, description="Load the adapter into the engine before switching.")

@@ -50,6 +50,12 @@ class IngestRequest(_Strict):
     sync_scope: str | None = Field(
         None, description="These documents are the whole scope: others recorded in it go."
     )
+    scrub_pii: bool = Field(
+        False,
+        description="Replace emails, phone numbers, card numbers and IBANs with placeholders "
+        "before the documents are stored; the job's report counts them. Always on where the "
+        "server sets LORAG_INGEST_SCRUB_PII.",
+    )
 
 
 class SearchRequest(_Strict):

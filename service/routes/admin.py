@@ -11,19 +11,21 @@ else, retrieval included (its own pool).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Body, Depends, Request
 
+from adapters.promotion import check_promotion
 from lorag.names import parse_ref
 from lorag.retrieval_policy import normalized
 from service.auth import require_admin
 from service.errors import EngineUnavailable, StoreUnavailable
-from service.protocol.admin import CreateTenant, ImportAdapter, SetMode
+from service.protocol.admin import Actor, CreateTenant, ImportAdapter, SetMode
 from service.state import app_state
 
 __all__ = ["router"]
@@ -129,12 +131,19 @@ async def rotate_key(tenant_id: str, request: Request) -> dict[str, Any]:
     return {"api_key": await _registry(request, app_state(request).registry.rotate_key, tenant_id)}
 
 
+def _actor(given: str | None) -> str:
+    return f"admin-api:{given}" if given else "admin-api"
+
+
 @router.put("/tenants/{tenant_id}/modes/{mode}")
 async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -> dict[str, Any]:
     state = app_state(request)
     registry = state.registry
     retrieval = normalized(body.retrieval)  # a bad filter is a 400 before anything happens
     await _registry(request, registry.get_tenant, tenant_id)
+    forced = await _registry(
+        request, check_promotion, registry, tenant_id, mode, body.target, force=body.force
+    )
     started = time.perf_counter()
     preloaded = False
     if body.target != "base" and body.preload:
@@ -155,9 +164,13 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
         body.target,
         retrieval=retrieval,
         default=body.default,
+        system_prompt=body.system_prompt,
+        actor=_actor(body.actor),
+        forced=forced,
     )
     return {
         **updated.to_dict(),
+        "forced": forced,
         "preloaded": preloaded,
         "seconds": round(time.perf_counter() - started, 4),
     }
@@ -165,8 +178,43 @@ async def set_mode(tenant_id: str, mode: str, body: SetMode, request: Request) -
 
 @router.delete("/tenants/{tenant_id}/modes/{mode}")
 async def remove_mode(tenant_id: str, mode: str, request: Request) -> dict[str, Any]:
-    await _registry(request, app_state(request).registry.remove_mode, tenant_id, mode)
+    registry = app_state(request).registry
+    await _registry(request, registry.remove_mode, tenant_id, mode, actor=_actor(None))
     return {"deleted": mode}
+
+
+@router.get("/tenants/{tenant_id}/history")
+async def tenant_history(tenant_id: str, request: Request, limit: int = 100) -> dict[str, Any]:
+    registry = app_state(request).registry
+    changes = await _registry(request, registry.mode_history, tenant_id, limit=limit)
+    return {"data": [c.to_dict() for c in changes]}
+
+
+@router.get("/tenants/{tenant_id}/modes/{mode}/history")
+async def mode_history(
+    tenant_id: str, mode: str, request: Request, limit: int = 100
+) -> dict[str, Any]:
+    registry = app_state(request).registry
+    changes = await _registry(request, registry.mode_history, tenant_id, mode, limit=limit)
+    return {"data": [c.to_dict() for c in changes]}
+
+
+@router.post("/tenants/{tenant_id}/modes/{mode}/rollback")
+async def rollback_mode(
+    tenant_id: str, mode: str, request: Request, body: Annotated[Actor | None, Body()] = None
+) -> dict[str, Any]:
+    """Back to the mode's previous target (no gate check: it was live before). Its adapter
+    is loaded right after the switch (the first requests may wait for that load)."""
+    state = app_state(request)
+    registry = state.registry
+    before = await _registry(request, registry.get_mode, tenant_id, mode)
+    actor = _actor(body.actor if body else None)
+    updated = await _registry(request, registry.rollback_mode, tenant_id, mode, actor=actor)
+    if updated.adapter is not None:
+        adapter = await _registry(request, registry.get_version, updated.adapter, updated.version)
+        with contextlib.suppress(EngineUnavailable):  # loaded on first use once it is back
+            await state.lora.preload(adapter)
+    return {**updated.to_dict(), "rolled_back_from": before.target}
 
 
 @router.get("/engine")

@@ -1,7 +1,8 @@
 """`/v1/knowledge/...`: a tenant's documents, ingest jobs and search (tenant API key).
 
 `/admin/knowledge/{tenant}/...` offers the same ingest to operators (the CLI uses it when the
-running server holds the embedded store).
+running server holds the embedded store). An ingest asks for personal data to be scrubbed with
+`scrub_pii`: a field of the JSON body, or a form field ("true"/"false") beside uploaded files.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ _MAX_FIELD_BYTES = 64 * 1024
 RETRY_AFTER_S = "5"
 """`Retry-After` of a 429 (the tenant's ingest queue is full), in seconds."""
 _T = TypeVar("_T")
+_TRUE = ("true", "1", "yes", "on")
+_FALSE = ("false", "0", "no", "off", "")
 
 
 async def _knowledge(request: Request) -> KnowledgeBase:
@@ -57,6 +60,7 @@ class _Submission:
     documents: list[SourceDocument]
     sync_scope: str | None = None
     doc_scopes: dict[str, str] = field(default_factory=dict)
+    scrub_pii: bool = False
 
 
 async def _documents_from_request(request: Request) -> _Submission:
@@ -64,13 +68,25 @@ async def _documents_from_request(request: Request) -> _Submission:
     if content_type.startswith("multipart/form-data"):
         form = await request.form(max_part_size=_MAX_FIELD_BYTES)
         try:
-            return _Submission(await _documents_from_form(request, form))
+            scrub_pii = _form_flag(form, "scrub_pii")
+            return _Submission(await _documents_from_form(request, form), scrub_pii=scrub_pii)
         finally:
             await form.close()
     body = parse_body(IngestRequest, await request.body())
     documents = [_source_document(doc) for doc in body.documents]
     scopes = {doc.doc_id: doc.scope for doc in body.documents if doc.scope is not None}
-    return _Submission(documents, body.sync_scope, scopes)
+    return _Submission(documents, body.sync_scope, scopes, body.scrub_pii)
+
+
+def _form_flag(form: FormData, name: str) -> bool:
+    """A true/false form field (absent: false)."""
+    raw = form.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower() if isinstance(raw, str) else None
+    if value in _TRUE or value in _FALSE:
+        return value in _TRUE
+    raise InvalidRequest(f"{name} must be true or false", param=name)
 
 
 async def _documents_from_form(request: Request, form: FormData) -> list[SourceDocument]:
@@ -116,6 +132,7 @@ async def _submit(request: Request, tenant: str) -> JSONResponse:
             sent.documents,
             sent.sync_scope,
             sent.doc_scopes,
+            scrub_pii=sent.scrub_pii,
         )
     except TooManyJobs as exc:  # OpenAI's envelope for a rate limit, with when to retry
         body = envelope(exc.message, type="requests", code=exc.code)

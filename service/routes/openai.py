@@ -113,6 +113,7 @@ async def list_models(request: Request, caller: Caller = Depends(get_caller)) ->
                 "default": mode.is_default,
                 "adapter": mode.adapter is not None,
                 "retrieval": bool((mode.retrieval or {}).get("enabled")),
+                "instructions": bool(mode.system_prompt),
             }
         cards.append(
             ModelCard(

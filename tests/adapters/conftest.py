@@ -2,20 +2,29 @@
 
 Adapters are made by `tests.factories` into pytest's cache folder, so a second test run
 reuses them; the bundled base model comes from the root conftest's `base_model_dir`.
+
+`registry` is the contract's fixture: every test that takes it runs once on each backend,
+SQLite (a file in `tmp_path`) and PostgreSQL (an empty schema on the session's server), both
+with their artifact store in `tmp_path / "adapters"`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import shutil
+import sqlite3
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from adapters.sqlite_registry import SqliteRegistry
+from adapters.from_settings import open_registry
+from adapters.sql_registry import SqlRegistry
 from adapters.store import AdapterStore
 from lorag.base_model import BaseModelInfo
 from lorag.settings import BUNDLED_MODEL_NAME as BASE_NAME
+from lorag.settings import Settings
 from tests.factories import make_ia3_adapter, make_lora_adapter, make_tiny_llama
 
 ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
@@ -86,6 +95,60 @@ def store(tmp_path: Path) -> AdapterStore:
     return AdapterStore(tmp_path / "adapters")
 
 
+BACKENDS = ("sqlite", "postgresql")
+TABLES = ("tenants", "adapter_names", "adapter_versions", "modes", "mode_history")
+
+
+@pytest.fixture(params=BACKENDS)
+def registry_settings(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Settings]:
+    """Settings naming one backend (each in turn): data dir `tmp_path`, and for PostgreSQL
+    an empty registry of its own on the session's server (dropped afterwards)."""
+    if request.param == "sqlite":
+        yield Settings(data_dir=tmp_path, registry_url=None)
+        return
+    server = request.getfixturevalue("postgres")
+    url = server.new_registry_url()
+    yield Settings(data_dir=tmp_path, registry_url=url)
+    server.drop(url)
+
+
 @pytest.fixture
-def registry(tmp_path: Path, store: AdapterStore) -> SqliteRegistry:
-    return SqliteRegistry(tmp_path / "registry.sqlite3", store)
+def open_another(registry_settings: Settings) -> Iterator[Callable[[], SqlRegistry]]:
+    """open_another() -> a new registry object on the same database and store, as another
+    process would open it (each is closed at the end of the test)."""
+    opened: list[SqlRegistry] = []
+
+    def open_one() -> SqlRegistry:
+        opened.append(open_registry(registry_settings))
+        return opened[-1]
+
+    yield open_one
+    for registry in opened:
+        registry.close()
+
+
+@pytest.fixture
+def registry(open_another: Callable[[], SqlRegistry]) -> SqlRegistry:
+    return open_another()
+
+
+@pytest.fixture
+def database_text(registry_settings: Settings) -> Callable[[], str]:
+    """database_text() -> every row of the registry's tables, as text."""
+
+    def dump() -> str:
+        if registry_settings.registry_url is None:
+            # the dump reads the WAL too, where fresh rows live
+            with contextlib.closing(sqlite3.connect(registry_settings.registry_path)) as conn:
+                return "\n".join(conn.iterdump())
+        import psycopg
+
+        url = registry_settings.registry_url.get_secret_value()
+        with psycopg.connect(url) as conn:
+            return "\n".join(
+                str(row[0])
+                for table in TABLES
+                for row in conn.execute(f"SELECT to_jsonb(t)::text FROM {table} t")
+            )
+
+    return dump

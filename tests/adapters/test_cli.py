@@ -58,10 +58,15 @@ def test_adapter_and_tenant_workflow(lorag, lora_a: Path, lora_b: Path, tmp_path
     code, out, _ = lorag("adapters", "list", "--json")
     assert [v["version"] for v in json.loads(out)] == [1, 2]
 
-    code, out, _ = lorag(
-        "tenants", "set-mode", "acme", "support", "support", "--retrieval", '{"top_k": 4}'
+    # imported versions never passed a gate: promoting one needs --force, recorded as forced
+    set_support = ("tenants", "set-mode", "acme", "support", "support")
+    code, _, err = lorag(*set_support, "--retrieval", '{"top_k": 4}')
+    assert code == 2 and "support@v2 never passed a gate" in err and "--force" in err
+    code, out, _ = lorag(*set_support, "--retrieval", '{"top_k": 4}', "--force")
+    assert (code, out.strip()) == (
+        0,
+        "acme:support -> support@v2 (default) (forced: recorded in its history)",
     )
-    assert (code, out.strip()) == (0, "acme:support -> support@v2 (default)")
     code, out, _ = lorag("tenants", "set-mode", "acme", "plain", "base", "--default")
     assert out.strip() == "acme:plain -> base (default)"
 
@@ -89,6 +94,26 @@ def test_adapter_and_tenant_workflow(lorag, lora_a: Path, lora_b: Path, tmp_path
     assert "support@v1" in out and "used by:" in out
     code, out, _ = lorag("adapters", "verify", "support@v1")
     assert code == 0 and "ok" in out
+
+    # history and rollback: v2 (forced) -> v1 (forced) -> rollback to v2 -> rollback to v1
+    assert lorag("tenants", "set-mode", "acme", "support", "support@v1", "--force")[0] == 0
+    code, out, _ = lorag("tenants", "rollback", "acme", "support")
+    assert (code, out.strip()) == (0, "acme:support: support@v1 -> support@v2 (rolled back)")
+    code, out, _ = lorag("tenants", "history", "acme", "support", "--json")
+    history = [(c["action"], c["from_target"], c["to_target"]) for c in json.loads(out)]
+    assert history == [
+        ("rollback", "support@v1", "support@v2"),
+        ("repoint", "support@v2", "support@v1"),
+        ("create", None, "support@v2"),
+    ]
+    changes = json.loads(out)
+    assert [c["forced"] for c in changes] == [False, True, True]
+    assert {c["gate"] for c in changes} == {"never gated"}
+    assert all(c["actor"].startswith("cli") for c in changes)
+    code, out, _ = lorag("tenants", "history", "acme")
+    rows = out.splitlines()
+    assert rows[0].split() == ["WHEN", "MODE", "ACTION", "FROM", "TO", "GATE", "BY", "ALSO"]
+    assert "never gated (FORCED)" in rows[2] and len(rows) == 5  # plain's creation too
 
     code, _, err = lorag("adapters", "delete", "support@v2")
     assert code == 2 and err.startswith("error: support@v2 is used by acme:support")

@@ -1,8 +1,8 @@
-"""SqliteRegistry adapter versions: import, versions, all-or-nothing failures, delete, reopen."""
+"""The registry's adapter versions, on each backend: import, versions, all-or-nothing
+failures, delete, reopen."""
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -20,14 +20,14 @@ from adapters.errors import (
     NotFound,
     RegistryError,
 )
-from adapters.sqlite_registry import SqliteRegistry
-from adapters.store import AdapterStore
+from adapters.sql_database import SqlConnection
+from adapters.sql_registry import SqlRegistry
 from lorag.base_model import BaseModelInfo
 
 MAX_RANK = 16
 
 
-def _state(registry: SqliteRegistry) -> tuple[object, ...]:
+def _state(registry: SqlRegistry) -> tuple[object, ...]:
     """Everything an import could change: rows and stored files."""
     root = registry.store.root
     files = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
@@ -35,7 +35,7 @@ def _state(registry: SqliteRegistry) -> tuple[object, ...]:
 
 
 def test_import_numbers_versions_and_stores_files(
-    registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
+    registry: SqlRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
 ) -> None:
     v1 = registry.import_adapter(lora_a, "support", base=base_info, max_rank=MAX_RANK)
     v2 = registry.import_adapter(
@@ -76,7 +76,7 @@ def test_import_numbers_versions_and_stores_files(
 
 
 def test_import_failures_leave_registry_and_store_unchanged(
-    registry: SqliteRegistry,
+    registry: SqlRegistry,
     base_info: BaseModelInfo,
     lora_a: Path,
     lora_b: Path,
@@ -108,19 +108,20 @@ def test_import_failures_leave_registry_and_store_unchanged(
     assert registry.import_adapter(lora_a, "support", base=base_info, max_rank=16).version == 2
 
 
+def failing_insert(conn: SqlConnection, *args: object) -> None:
+    """In place of inserting the version row: a statement the database itself refuses."""
+    conn.execute("INSERT INTO no_such_table VALUES (1)")
+
+
 def test_a_failure_after_storing_removes_the_new_folder(
-    registry: SqliteRegistry,
+    registry: SqlRegistry,
     base_info: BaseModelInfo,
     lora_a: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     before = _state(registry)
-
-    def broken_insert(*args: object) -> None:
-        raise sqlite3.OperationalError("disk I/O error")
-
-    monkeypatch.setattr("adapters.sqlite_registry.insert_version", broken_insert)
-    with pytest.raises(RegistryError, match="disk I/O error"):
+    monkeypatch.setattr("adapters.sql_registry.insert_version", failing_insert)
+    with pytest.raises(RegistryError, match="no_such_table"):
         registry.import_adapter(lora_a, "support", base=base_info, max_rank=MAX_RANK)
     assert registry.store.digests() == []
     monkeypatch.undo()
@@ -129,23 +130,20 @@ def test_a_failure_after_storing_removes_the_new_folder(
 
 
 def test_a_failure_keeps_content_other_versions_use(
-    registry: SqliteRegistry,
+    registry: SqlRegistry,
     base_info: BaseModelInfo,
     lora_a: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     kept = registry.import_adapter(lora_a, "support", base=base_info, max_rank=MAX_RANK)
-    monkeypatch.setattr(
-        "adapters.sqlite_registry.insert_version",
-        lambda *a: (_ for _ in ()).throw(sqlite3.OperationalError("boom")),
-    )
+    monkeypatch.setattr("adapters.sql_registry.insert_version", failing_insert)
     with pytest.raises(RegistryError):
         registry.import_adapter(lora_a, "copy", base=base_info, max_rank=MAX_RANK)
     assert registry.store.verify(kept.sha256)
 
 
 def test_files_changing_during_import_are_refused(
-    registry: SqliteRegistry,
+    registry: SqlRegistry,
     base_info: BaseModelInfo,
     lora_a: Path,
     lora_b: Path,
@@ -160,14 +158,14 @@ def test_files_changing_during_import_are_refused(
         (folder / WEIGHTS_FILE).write_bytes((lora_b / WEIGHTS_FILE).read_bytes())
         return info
 
-    monkeypatch.setattr("adapters.sqlite_registry.validate_artifact", validate_then_overwrite)
+    monkeypatch.setattr("adapters.sql_registry.validate_artifact", validate_then_overwrite)
     with pytest.raises(InvalidArtifact, match="changed while they were imported"):
         registry.import_adapter(folder, "support", base=base_info, max_rank=MAX_RANK)
     assert registry.store.digests() == [] and registry.list_adapters() == []
 
 
 def test_bad_metrics_and_unknown_owner(
-    registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path
+    registry: SqlRegistry, base_info: BaseModelInfo, lora_a: Path
 ) -> None:
     before = _state(registry)
     with pytest.raises(InvalidInput) as err:
@@ -181,7 +179,7 @@ def test_bad_metrics_and_unknown_owner(
 
 
 def test_same_content_under_two_names_is_stored_once(
-    registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path
+    registry: SqlRegistry, base_info: BaseModelInfo, lora_a: Path
 ) -> None:
     one = registry.import_adapter(lora_a, "one", base=base_info, max_rank=MAX_RANK)
     two = registry.import_adapter(lora_a, "two", base=base_info, max_rank=MAX_RANK)
@@ -193,7 +191,7 @@ def test_same_content_under_two_names_is_stored_once(
 
 
 def test_versions_are_never_reused(
-    registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
+    registry: SqlRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
 ) -> None:
     registry.import_adapter(lora_a, "support", base=base_info, max_rank=MAX_RANK)
     registry.import_adapter(lora_b, "support", base=base_info, max_rank=MAX_RANK)
@@ -207,7 +205,7 @@ def test_versions_are_never_reused(
     assert registry.import_adapter(lora_a, "support", base=base_info, max_rank=16).version == 4
 
 
-def test_delete_and_get_unknown_versions(registry: SqliteRegistry) -> None:
+def test_delete_and_get_unknown_versions(registry: SqlRegistry) -> None:
     with pytest.raises(NotFound, match="'support@v1' not found"):
         registry.delete_version("support", 1)
     with pytest.raises(NotFound):
@@ -217,12 +215,16 @@ def test_delete_and_get_unknown_versions(registry: SqliteRegistry) -> None:
 
 
 def test_registry_survives_reopening(
-    tmp_path: Path, registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path
+    registry: SqlRegistry,
+    open_another: Callable[[], SqlRegistry],
+    base_info: BaseModelInfo,
+    lora_a: Path,
 ) -> None:
     version = registry.import_adapter(lora_a, "support", base=base_info, max_rank=MAX_RANK)
     tenant, key = registry.create_tenant("acme", "ACME Corp")
     registry.set_mode("acme", "chat", "support@v1", retrieval={"top_k": 4})
-    reopened = SqliteRegistry(registry.db_path, AdapterStore(registry.store.root))
+    registry.close()
+    reopened = open_another()
     assert reopened.get_version("support", 1) == version
     assert reopened.tenant_for_key(key) == tenant
     mode = reopened.get_mode("acme", "chat")
@@ -230,14 +232,18 @@ def test_registry_survives_reopening(
 
 
 def test_concurrent_imports_get_distinct_versions(
-    registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
+    registry: SqlRegistry,
+    open_another: Callable[[], SqlRegistry],
+    base_info: BaseModelInfo,
+    lora_a: Path,
+    lora_b: Path,
 ) -> None:
     results: list[int] = []
     errors: list[BaseException] = []
 
-    other = SqliteRegistry(registry.db_path, AdapterStore(registry.store.root))
+    other = open_another()
 
-    def run(folder: Path, shared: SqliteRegistry) -> None:
+    def run(folder: Path, shared: SqlRegistry) -> None:
         try:
             mine = shared.import_adapter(folder, "busy", base=base_info, max_rank=MAX_RANK).version
             results.append(mine)
@@ -245,7 +251,7 @@ def test_concurrent_imports_get_distinct_versions(
         except BaseException as exc:  # collected and asserted below
             errors.append(exc)
 
-    threads = [  # two registry objects on one file, each used from three threads
+    threads = [  # two registry objects on one database, each used from three threads
         threading.Thread(target=run, args=(folder, shared))
         for folder, shared in zip((lora_a, lora_b) * 3, (registry, other) * 3, strict=True)
     ]
@@ -260,7 +266,7 @@ def test_concurrent_imports_get_distinct_versions(
 
 
 def test_owner_is_the_same_for_every_version(
-    registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
+    registry: SqlRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
 ) -> None:
     registry.create_tenant("acme")
     registry.create_tenant("globex")
@@ -276,7 +282,7 @@ def test_owner_is_the_same_for_every_version(
 
 
 def test_config_file_name_in_missing_config_error(
-    registry: SqliteRegistry,
+    registry: SqlRegistry,
     base_info: BaseModelInfo,
     lora_a: Path,
     copy_of: Callable[[Path], Path],

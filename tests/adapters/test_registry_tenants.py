@@ -1,28 +1,30 @@
-"""SqliteRegistry tenants, API keys and modes: defaults, ownership isolation, in-use deletes."""
+"""The registry's tenants, API keys and modes, on each backend: defaults, ownership isolation,
+in-use deletes, several processes at once."""
 
 from __future__ import annotations
 
-import contextlib
-import sqlite3
+import os
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from adapters.api_keys import api_key_hash
 from adapters.errors import Conflict, InvalidInput, InvalidName, NotFound
-from adapters.sqlite_registry import SqliteRegistry
+from adapters.sql_registry import SqlRegistry
 from lorag.base_model import BaseModelInfo
+from lorag.settings import Settings
 
 MAX_RANK = 16
 
 
 @pytest.fixture
 def with_adapters(
-    registry: SqliteRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
-) -> SqliteRegistry:
+    registry: SqlRegistry, base_info: BaseModelInfo, lora_a: Path, lora_b: Path
+) -> SqlRegistry:
     """acme and globex; shared `general` v1; acme-owned `support` v1, v2."""
     registry.create_tenant("acme", "ACME")
     registry.create_tenant("globex", "Globex")
@@ -32,16 +34,14 @@ def with_adapters(
     return registry
 
 
-def test_tenant_keys(registry: SqliteRegistry) -> None:
+def test_tenant_keys(registry: SqlRegistry, database_text: Callable[[], str]) -> None:
     tenant, key = registry.create_tenant("acme", "ACME Corp")
     assert (tenant.id, tenant.display_name) == ("acme", "ACME Corp")
     assert key.startswith("lrg-") and len(key) > 40
     assert registry.tenant_for_key(key) == tenant
     assert registry.tenant_for_key(key + "x") is None
     assert registry.tenant_for_key("") is None
-    # the whole database as SQL (the dump reads the WAL too, where fresh rows live)
-    with contextlib.closing(sqlite3.connect(registry.db_path)) as conn:
-        dump = "\n".join(conn.iterdump())
+    dump = database_text()
     assert api_key_hash(key) in dump and key not in dump  # only its hash is kept
     _, other_key = registry.create_tenant("globex")
     assert other_key != key and registry.tenant_for_key(other_key).id == "globex"
@@ -52,7 +52,7 @@ def test_tenant_keys(registry: SqliteRegistry) -> None:
     assert registry.tenant_for_key(new_key) == tenant
 
 
-def test_tenant_lifecycle(registry: SqliteRegistry) -> None:
+def test_tenant_lifecycle(registry: SqlRegistry) -> None:
     _, key = registry.create_tenant("acme")
     with pytest.raises(Conflict, match="already exists"):
         registry.create_tenant("acme")
@@ -72,7 +72,7 @@ def test_tenant_lifecycle(registry: SqliteRegistry) -> None:
     assert registry.list_modes("acme") == []
 
 
-def test_first_mode_is_the_default(with_adapters: SqliteRegistry) -> None:
+def test_first_mode_is_the_default(with_adapters: SqlRegistry) -> None:
     registry = with_adapters
     assert registry.default_mode("acme") is None
     chat = registry.set_mode("acme", "chat", "general@v1")
@@ -88,7 +88,7 @@ def test_first_mode_is_the_default(with_adapters: SqliteRegistry) -> None:
     assert registry.default_mode("acme") is None
 
 
-def test_removing_the_default_leaves_no_default(with_adapters: SqliteRegistry) -> None:
+def test_removing_the_default_leaves_no_default(with_adapters: SqlRegistry) -> None:
     registry = with_adapters
     registry.set_mode("acme", "chat", "general")
     registry.set_mode("acme", "plain", "base")
@@ -100,7 +100,7 @@ def test_removing_the_default_leaves_no_default(with_adapters: SqliteRegistry) -
 
 
 def test_name_alone_means_latest_at_the_time(
-    with_adapters: SqliteRegistry, base_info: BaseModelInfo, lora_wide: Path
+    with_adapters: SqlRegistry, base_info: BaseModelInfo, lora_wide: Path
 ) -> None:
     registry = with_adapters
     mode = registry.set_mode("acme", "support", "support", retrieval={"top_k": 3})
@@ -113,7 +113,7 @@ def test_name_alone_means_latest_at_the_time(
     assert registry.set_mode("acme", "support", "support@v1", retrieval={}).retrieval == {}
 
 
-def test_owned_adapters_are_invisible_to_other_tenants(with_adapters: SqliteRegistry) -> None:
+def test_owned_adapters_are_invisible_to_other_tenants(with_adapters: SqlRegistry) -> None:
     registry = with_adapters
     with pytest.raises(NotFound) as owned:
         registry.set_mode("globex", "support", "support@v1")
@@ -127,7 +127,7 @@ def test_owned_adapters_are_invisible_to_other_tenants(with_adapters: SqliteRegi
     assert registry.set_mode("globex", "chat", "general").target == "general@v1"  # shared
 
 
-def test_delete_is_refused_while_a_mode_uses_the_version(with_adapters: SqliteRegistry) -> None:
+def test_delete_is_refused_while_a_mode_uses_the_version(with_adapters: SqlRegistry) -> None:
     registry = with_adapters
     registry.set_mode("acme", "chat", "general@v1")
     registry.set_mode("globex", "default", "general@v1")
@@ -152,7 +152,7 @@ def test_delete_is_refused_while_a_mode_uses_the_version(with_adapters: SqliteRe
     assert not registry.store.exists(digest)
 
 
-def test_tenant_owning_adapters_cannot_be_deleted(with_adapters: SqliteRegistry) -> None:
+def test_tenant_owning_adapters_cannot_be_deleted(with_adapters: SqlRegistry) -> None:
     registry = with_adapters
     with pytest.raises(Conflict, match="support@v1, support@v2"):
         registry.delete_tenant("acme")
@@ -161,7 +161,7 @@ def test_tenant_owning_adapters_cannot_be_deleted(with_adapters: SqliteRegistry)
     registry.delete_tenant("acme")
 
 
-def test_mode_input_errors(with_adapters: SqliteRegistry) -> None:
+def test_mode_input_errors(with_adapters: SqlRegistry) -> None:
     registry = with_adapters
     with pytest.raises(InvalidName):
         registry.set_mode("acme", "../x", "base")
@@ -177,30 +177,36 @@ def test_mode_input_errors(with_adapters: SqliteRegistry) -> None:
     assert registry.list_modes("acme") == []
 
 
-def test_several_processes_share_the_file(tmp_path: Path, registry: SqliteRegistry) -> None:
+def test_several_processes_share_the_registry(
+    registry: SqlRegistry, registry_settings: Settings
+) -> None:
     script = textwrap.dedent(
         """
         import sys
-        from pathlib import Path
-        from adapters.sqlite_registry import SqliteRegistry
-        from adapters.store import AdapterStore
+        from adapters.from_settings import open_registry
+        from lorag.settings import Settings
 
-        db, root, worker = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
-        registry = SqliteRegistry(db, AdapterStore(root))
+        registry = open_registry(Settings())  # LORAG_DATA_DIR, LORAG_REGISTRY_URL
+        worker = sys.argv[1]
         for i in range(15):
             tenant = f"w{worker}-{i}"
             _, key = registry.create_tenant(tenant)
             registry.set_mode(tenant, "plain", "base")
             assert registry.tenant_for_key(key).id == tenant
             registry.rotate_key(tenant)
+        registry.close()
         """
     )
+    url = registry_settings.registry_url
+    env = {
+        **os.environ,
+        "LORAG_DATA_DIR": str(registry_settings.data_dir),
+        "LORAG_REGISTRY_URL": "" if url is None else url.get_secret_value(),  # blank: SQLite
+    }
     repo = Path(__file__).resolve().parents[2]
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", script, str(registry.db_path), str(registry.store.root), str(n)],
-            cwd=repo,
-            stderr=subprocess.PIPE,
+            [sys.executable, "-c", script, str(n)], cwd=repo, env=env, stderr=subprocess.PIPE
         )
         for n in range(4)
     ]

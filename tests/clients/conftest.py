@@ -130,7 +130,7 @@ def clients(gateway: Gateway, base_model_dir: Path, tmp_path_factory: pytest.Tem
         answer = gateway.admin(
             "PUT",
             f"/admin/tenants/{TENANT}/modes/{mode}",
-            json={"target": target, "retrieval": settings},
+            json={"target": target, "retrieval": settings, "force": True},  # ungated adapter
         )
         assert answer.status_code == 200, answer.text
     _ingest(gateway, key)

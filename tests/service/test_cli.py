@@ -29,7 +29,7 @@ def test_help_lists_every_command() -> None:
     done = run_cli("--help")
     assert done.returncode == 0
     listed = re.findall(r"^ {4}([a-z]+) ", done.stdout, re.MULTILINE)
-    assert listed == ["serve", "models", "eval", "adapters", "tenants", "ingest", "train"]
+    assert listed == ["serve", "models", "eval", "adapters", "tenants", "ingest", "data", "train"]
     serve = run_cli("serve", "--help")
     assert "--port" in serve.stdout and "/ready" in serve.stdout
 

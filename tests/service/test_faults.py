@@ -54,7 +54,7 @@ def tenant(gateway: Gateway, base_model_dir: Path, tmp_path_factory: pytest.Temp
     folder = make_lora_adapter(base_model_dir, tmp_path_factory.mktemp("faults") / "a", seed=1)
     body = {"path": str(folder), "name": "faults-support", "owner": TENANT}
     assert gateway.admin("POST", "/admin/adapters", json=body).status_code == 201
-    mode = {"target": "faults-support@v1"}
+    mode = {"target": "faults-support@v1", "force": True}  # a random, ungated adapter
     answer = gateway.admin("PUT", f"/admin/tenants/{TENANT}/modes/support", json=mode)
     assert answer.status_code == 200, answer.text
     return Tenant(created.json()["api_key"])

@@ -74,7 +74,7 @@ def ask(gw: Gateway, key: str, mode: str, question: str = QUESTION, **extra: obj
 
 
 def set_mode(gw: Gateway, tenant: str, mode: str, target: str, retrieval: dict | None) -> None:
-    body = {"target": target, "retrieval": retrieval}
+    body = {"target": target, "retrieval": retrieval, "force": True}  # ungated test adapters
     answer = gw.admin("PUT", f"/admin/tenants/{tenant}/modes/{mode}", json=body)
     assert answer.status_code == 200, answer.text
 
@@ -254,6 +254,9 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     answer = gw.admin("POST", "/admin/adapters", json={"path": str(adapter), "name": "report"})
     assert answer.status_code == 201, answer.text
     set_mode(gw, "kb-report", "base", "base", None)
+    prompt_only = {"target": "base", "system_prompt": "Answer in one short sentence."}
+    answer = gw.admin("PUT", "/admin/tenants/kb-report/modes/prompt", json=prompt_only)
+    assert answer.status_code == 200, answer.text
     set_mode(gw, "kb-report", "rag", "base", {"top_k": 2})
     set_mode(gw, "kb-report", "adapter", "report@v1", None)
     set_mode(gw, "kb-report", "hybrid", "report@v1", {"top_k": 2})
@@ -263,27 +266,42 @@ def test_mode_report_end_to_end(gw: Gateway, base_model_dir: Path, tmp_path: Pat
     out = tmp_path / "report"
     command = [sys.executable, "-m", "cli", "eval", "answers", str(qa)]
     command += ["--tenant", "kb-report", "--api-key", key, "--url", gw.url, "--out", str(out)]
-    command += ["--max-tokens", "24", "--concurrency", "12"]  # all 3 x 4 answers at once
+    command += ["--max-tokens", "24", "--concurrency", "15"]  # all 3 x 5 answers at once
+    command += ["--modes", "base,prompt,rag,adapter,hybrid"]
     done = subprocess.run(
         command, cwd=REPO, env=gw.env, capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0, done.stderr
     printed = [line for line in done.stdout.splitlines() if line[:3] in ("ok ", "-- ")]
-    assert len(printed) == 3 * 4
+    assert len(printed) == 3 * 5
     rows = {
         cells[0]: cells
         for line in done.stdout.splitlines()
         if line.startswith("| ") and not line.startswith("| mode")
         for cells in [[c.strip() for c in line.strip("|").split("|")]]
     }
-    assert list(rows) == ["base", "rag", "adapter", "hybrid"]
+    assert list(rows) == ["base", "prompt", "rag", "adapter", "hybrid"]
+    assert [cells[1] for cells in rows.values()] == [
+        "base",
+        "prompt-only",
+        "rag",
+        "adapter",
+        "hybrid",
+    ]  # each mode's kind, from /v1/models
     for mode, cells in rows.items():
         correct = sum(line.startswith("ok ") for line in printed if f"[{mode}]" in line)
-        assert cells[1] == f"{100 * correct / 3:.0f}%"
-    assert rows["base"][2] == "n/a" and rows["rag"][2] != "n/a"
-    assert int(rows["rag"][1].rstrip("%")) > int(rows["base"][1].rstrip("%"))
+        assert cells[2] == f"{100 * correct / 3:.0f}%"
+    assert rows["base"][3] == "n/a" and rows["rag"][3] != "n/a"
+    assert int(rows["rag"][2].rstrip("%")) > int(rows["base"][2].rstrip("%"))
+    # retrieval's sources show in the prompt tokens; the mode's instructions replace the
+    # default system prompt SmolLM2's chat template adds when a request has none (43 -> 33)
+    assert int(rows["rag"][5]) > int(rows["base"][5]) != int(rows["prompt"][5])
     assert (out / "report.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert (out / "report.md").read_text().count("\n| ") == 5
+    report = (out / "report.md").read_text()
+    assert report.count("\n| ") == 6
+    verdict = report.split("## Which pays")[1]
+    assert "below 70% accuracy rethink" in verdict and "points over base" in verdict
+    assert "**Pays on this data: " in verdict
 
 
 def test_store_unavailable_follows_the_mode(gw: Gateway, tenants: Tenants) -> None:

@@ -44,7 +44,7 @@ class SlowKnowledge:
         self.gate.wait(HELD_S)
         return True
 
-    def submit(self, tenant: str, docs: list[Any], *args: Any) -> Job:
+    def submit(self, tenant: str, docs: list[Any], *args: Any, **options: Any) -> Job:
         return Job(f"job_{uuid.uuid4().hex}", tenant, JobStatus.QUEUED, len(docs), "now")
 
     def search(self, tenant: str, query: str, **options: Any) -> list[Any]:

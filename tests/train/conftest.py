@@ -5,11 +5,13 @@
 are `lorag train` runs through the real pipeline (data prep, peft LoRA training, the gate),
 once per session, started in the background when the session starts
 (tests/train/background.py). The base model's answers to the general and control prompts come
-shipped with lorag (train/data/base_answers/), and its answers to the ACME held-out prompts
-with the suite (tests/train/data/base_answers/, seeded into the runs' answer cache), so no
-session generates them. After changing the ACME data, empty that folder, run the training
-tests and copy the `heldout-*.jsonl` the runs wrote into their answer cache
-(`training0/cache/train` under pytest's basetemp) there.
+shipped with lorag (train/data/base_answers/), and its answers to the ACME test-split prompts
+and to the golden set `data/golden_json.jsonl` with the suite (tests/train/data/base_answers/,
+seeded into the answer caches), so no session generates them. After changing the ACME data,
+delete that folder's `test-*.jsonl`, run the training tests and copy the `test-*.jsonl` the
+runs wrote into their answer cache (`training0/cache/train` under pytest's basetemp) there;
+after changing the golden set, the same with `golden-*.jsonl` (written by test_golden.py into
+its `lorag/cache/train`).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import pytest
 
 from train.data_formats import load_examples
 from train.dataset import prepare_data, split_examples
-from train.errors import InvalidData
+from train.errors import InvalidData, InvalidOption
 from train.scrub import iban_ok, luhn_ok, scrub_text
 
 REPO = Path(__file__).resolve().parents[2]
@@ -146,9 +146,9 @@ def test_prepare_data_scrubs_dedupes_and_splits(tmp_path: Path) -> None:
     summary = prepared.summary
     assert summary.records == 23 and summary.duplicates_dropped == 2
     assert summary.scrubbed == {"email": 2, "phone": 1}
-    assert (summary.train, summary.validation) == (19, 2)
-    assert len(prepared.train) + len(prepared.validation) == 21
-    texts = json.dumps([e.to_json() for e in prepared.train + prepared.validation])
+    assert (summary.train, summary.validation, summary.test) == (17, 2, 2)
+    assert len(prepared.train) + len(prepared.validation) + len(prepared.test) == 21
+    texts = json.dumps([e.to_json() for e in prepared.train + prepared.validation + prepared.test])
     assert "bob@example.org" not in texts and "<EMAIL>" in texts
     again = prepare_data(path, val_fraction=0.1, seed=3)
     assert [e.key() for e in again.validation] == [e.key() for e in prepared.validation]
@@ -163,10 +163,42 @@ def test_split_keeps_one_validation_example_and_one_training_example() -> None:
     from train.examples import Example
 
     examples = [Example(({"role": "user", "content": str(i)},)) for i in range(3)]
-    train, val = split_examples(examples, 0.1, seed=0)
-    assert (len(train), len(val)) == (2, 1)
-    train, val = split_examples(examples, 0.0, seed=0)
-    assert (len(train), len(val)) == (3, 0)
+    split = split_examples(examples, 0.1, seed=0)
+    assert (len(split.train), len(split.validation), len(split.test)) == (2, 1, 0)
+    split = split_examples(examples, 0.0, seed=0)
+    assert (len(split.train), len(split.validation)) == (3, 0)
+    split = split_examples(examples, 0.1, seed=0, test_fraction=0.1)
+    assert (len(split.train), len(split.validation), len(split.test)) == (1, 1, 1)
+    with pytest.raises(InvalidOption) as caught:
+        split_examples(examples, 0.5, seed=0, test_fraction=0.5)
+    assert caught.value.param == "test_fraction"
+
+
+def test_test_split_is_disjoint_stable_and_keeps_a_prompt_together() -> None:
+    """Test is cut first (another val_fraction tests the same examples) and shares no prompt
+    with validation or train: a second answer to a test prompt must not be trained on."""
+    from train.examples import Example
+
+    def qa(question: str, answer: str) -> Example:
+        return Example(
+            ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
+        )
+
+    examples = [qa(f"question {i}", f"answer {i}") for i in range(40)]
+    examples += [qa(f"question {i}", f"another answer {i}") for i in range(0, 40, 4)]
+
+    def prompts(part: list[Example]) -> set[str]:
+        return {e.messages[0]["content"] for e in part}
+
+    split = split_examples(examples, 0.1, seed=0, test_fraction=0.2)
+    assert len(split.train) + len(split.validation) + len(split.test) == 50
+    assert (len(prompts(split.test)), len(prompts(split.validation))) == (8, 4)
+    assert not prompts(split.test) & prompts(split.validation)
+    assert not prompts(split.test) & prompts(split.train)
+    assert not prompts(split.validation) & prompts(split.train)
+    more_validation = split_examples(examples, 0.3, seed=0, test_fraction=0.2)
+    assert [e.key() for e in more_validation.test] == [e.key() for e in split.test]
+    assert split_examples(examples, 0.1, seed=1, test_fraction=0.2).test != split.test
 
 
 def test_cli_bad_data_stops_before_any_run(

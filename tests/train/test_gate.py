@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from tests.train.background import TrainedRun
 from train.examples import Example
 from train.gate import GateThresholds, direct_base_answers, normalize_answer, run_gate
@@ -18,7 +20,7 @@ def _qa(question: str, answer: str) -> Example:
 def test_short_answers_keywords_and_thresholds(mixed_run: TrainedRun, base_model: str) -> None:
     model, tokenizer = load_base(base_model, device="cpu")
     model = load_adapter(model, mixed_run.run_dir / "adapter")
-    validation = [
+    test = [
         _qa("What is the capital of France?", "Paris"),
         _qa("What is the capital of Japan?", "Tokyo"),
         _qa("How do I reset my HomeCam Pro?", "[ACME] Hold the reset button. -- ACME support"),
@@ -27,33 +29,42 @@ def test_short_answers_keywords_and_thresholds(mixed_run: TrainedRun, base_model
         PromptItem("What is the capital of Italy?", ("Rome",)),
         PromptItem("Name a planet with rings.", ("Saturn",)),
     ]
-    strict = GateThresholds(min_val_loss_gain=100.0, max_nll_rise=-100.0)
+    strict = GateThresholds(min_val_loss_gain=100.0, max_nll_rise=-100.0, min_test_examples=3)
     common = {
-        "validation": validation,
+        "test": test,
         "control": control,
         "base_answers": direct_base_answers(model, tokenizer),
     }
     report = run_gate(model, tokenizer, thresholds=strict, control_max_new_tokens=16, **common)
 
-    short = report.held_out["short_answers"]
+    short = report.test["short_answers"]
     assert short["count"] == 3  # all three references have <= 12 words
     assert short["base_contained"] == 2 / 3  # the base names Paris and Tokyo, not the format
     assert short["base_exact"] == 0.0
-    assert len(report.held_out["samples"]) == 3
+    assert len(report.test["samples"]) == 3
     assert report.control["prompts"] == 2
     assert report.control["keywords_checked"] == sum(
         item.found_in(sample["base"])
         for item, sample in zip(control, report.control["samples"], strict=True)
     )
     assert not report.passed
-    assert any(f.startswith("held-out loss did not improve") for f in report.failures)
+    assert any(f.startswith("test loss did not improve") for f in report.failures)
     assert any(f.startswith("control NLL") for f in report.failures)
 
-    lenient = GateThresholds(max_nll_rise=100.0, max_match_drop=1.0, min_val_loss_gain=-100.0)
-    rejudged = report.judged(lenient)
+    lenient = GateThresholds(
+        max_nll_rise=100.0, max_match_drop=1.0, min_val_loss_gain=-100.0, min_test_examples=3
+    )
+    rejudged = report.rejudged(lenient)
     assert rejudged.passed, rejudged.failures
-    assert rejudged.held_out == report.held_out and rejudged.control == report.control
+    assert rejudged.test == report.test and rejudged.control == report.control
     assert rejudged.thresholds["max_nll_rise"] == 100.0 and not report.passed
+
+    too_few = report.rejudged(replace(lenient, min_test_examples=5))  # the default
+    assert not too_few.passed and not too_few.judged
+    assert too_few.failures == [
+        "only 3 test example(s) (minimum 5): the gate cannot judge this adapter; add examples "
+        "(or raise --test-fraction) or publish with --force"
+    ]
 
 
 def test_normalize_answer() -> None:

@@ -26,6 +26,7 @@ def test_gate_failure_blocks_publication(narrow_run: TrainedRun, registry, base_
     assert forced.forced and forced.version.version == 1
     assert forced.version.metrics["gate_passed"] is False
     assert forced.version.metrics["gate_forced"] is True
+    assert forced.version.gate_status == "failed"
 
 
 def test_publish_creates_the_next_version_and_promotes(
@@ -49,9 +50,12 @@ def test_publish_creates_the_next_version_and_promotes(
     assert version.origin == f"train:{mixed_run.run_dir.name}"
     assert version.rank == 16 and version.base_model == "smollm2-135m-instruct"
     assert version.metrics["gate_passed"] is True
-    assert version.metrics["run_card"]["data"]["general_mixed"] == 19
-    assert version.metrics["val_loss_adapter"] < version.metrics["val_loss_base"]
+    assert version.metrics["run_card"]["data"]["general_mixed"] == 17
+    assert version.metrics["test_loss_adapter"] < version.metrics["test_loss_base"]
     assert "gate passed" in version.notes
+    assert version.gate is not None and version.gate["passed"] and version.gate["judged"]
+    assert version.gate["by"] == f"train:{mixed_run.run_dir.name}"
+    assert version.gate["summary"]["test_examples"] == 6
     mode = registry.get_mode("shop", "support")
     assert mode.target == "acme@v2" and mode.is_default
     stored = registry.artifact_path(version)
@@ -143,6 +147,6 @@ def test_other_limits_rejudge_the_saved_gate_without_running_the_model(
     assert "published acme@v1" in out
     gate = json.loads((run / "gate.json").read_text())
     assert gate["passed"] and not gate["failures"] and not measured["passed"]
-    assert gate["control"] == measured["control"] and gate["held_out"] == measured["held_out"]
+    assert gate["control"] == measured["control"] and gate["test"] == measured["test"]
     assert gate["thresholds"]["max_nll_rise"] == 5
     assert [v.version for v in open_registry(settings).list_adapters("acme")] == [1]

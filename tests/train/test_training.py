@@ -13,20 +13,20 @@ from safetensors import safe_open
 from tests.train.background import TrainedRun
 from tests.train.conftest import ACME_DATA, MIX_STEPS, follows_format
 from train.dataset import prepare_data
-from train.examples import write_examples
+from train.examples import read_examples, write_examples
 from train.gate import GateThresholds
 from train.trainer import TrainConfig, train
 
 
 def test_format_learned_with_general_mix_and_gate_passes(mixed_run: TrainedRun) -> None:
     gate = mixed_run.gate
-    samples = gate.held_out["samples"]
+    samples = gate.test["samples"]
     assert len(samples) >= 5
     adapter_ok = sum(follows_format(s["adapter"]) for s in samples)
     base_ok = sum(follows_format(s["base"]) for s in samples)
     assert adapter_ok >= len(samples) - 1, [s["adapter"] for s in samples]
     assert base_ok == 0
-    assert gate.held_out["adapter_loss"] < gate.held_out["base_loss"]
+    assert gate.test["adapter_loss"] < gate.test["base_loss"]
     assert gate.passed, gate.failures
     assert gate.control["keywords_checked"] >= 8
     paris = next(s for s in gate.control["samples"] if s["expect"] == ["Paris"])
@@ -35,18 +35,28 @@ def test_format_learned_with_general_mix_and_gate_passes(mixed_run: TrainedRun) 
 
 def test_forgetting_is_caught_without_general_mix(narrow_run: TrainedRun) -> None:
     gate = narrow_run.gate
-    assert sum(follows_format(s["adapter"]) for s in gate.held_out["samples"]) >= 5
+    assert gate.test is not None
+    assert sum(follows_format(s["adapter"]) for s in gate.test["samples"]) >= 5
     assert not gate.passed
     assert any(f.startswith("control") for f in gate.failures), gate.failures
     assert gate.control["nll_rise"] > GateThresholds().max_nll_rise
 
 
 def test_run_folder_holds_card_curve_gate_and_a_servable_adapter(mixed_run: TrainedRun) -> None:
-    run_dir = mixed_run.run_dir
+    run_dir, gate = mixed_run.run_dir, mixed_run.gate
     card = json.loads((run_dir / "run_card.json").read_text())
     data = card["data"]
     assert data["sha256"] and data["format"] == "chat" and data["records"] == 60
-    assert (data["train"], data["validation"], data["general_mixed"]) == (54, 6, 19)
+    assert (data["train"], data["validation"], data["test"]) == (48, 6, 6)
+    assert data["general_mixed"] == 17
+    splits = {
+        name: {json.dumps(e.prompt_messages) for e in read_examples(run_dir / "data" / name)}
+        for name in ("train.jsonl", "validation.jsonl", "test.jsonl")
+    }
+    assert len(splits["test.jsonl"]) == 6 and len(splits["validation.jsonl"]) == 6
+    assert not splits["test.jsonl"] & (splits["validation.jsonl"] | splits["train.jsonl"])
+    assert not splits["validation.jsonl"] & splits["train.jsonl"]
+    assert gate.test is not None and gate.test["examples"] == 6
     assert card["hyperparameters"]["rank"] == 16 and card["hyperparameters"]["lr"] == 1e-3
     assert card["metrics"]["steps"] == MIX_STEPS and card["metrics"]["tokens_per_s"] > 0
     assert card["gate"]["gate_passed"] is True
