@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import sys
 import tempfile
@@ -44,9 +43,10 @@ def _row(label: str, report: object, seconds: float, precision: str) -> str:
     control = report.control  # type: ignore[attr-defined]
     return (
         f"| {label} | {prefs['pairs']} | {prefs['closer_reference']:.0%} -> "
-        f"{prefs['closer_adapter']:.0%} | {prefs['accuracy']:.0%} | "
-        f"{control['nll_rise']:+.3f} | {seconds:.0f} s | {precision} | "
-        f"{'pass' if report.passed else 'fail'} |"  # type: ignore[attr-defined]
+        f"{prefs['closer_adapter']:.0%} | {prefs['repeats_reference']:.0%} -> "
+        f"{prefs['repeats_adapter']:.0%} | {prefs['accuracy']:.0%} | "
+        f"{control['nll_rise']:+.3f}, {len(control['keywords_lost'])} lost | {seconds:.0f} s | "
+        f"{precision} | {'pass' if report.passed else 'fail'} |"  # type: ignore[attr-defined]
     )
 
 
@@ -116,14 +116,14 @@ def main() -> None:
     print(
         f"\n{args.tag}: lr {cfg.lr}, beta {cfg.beta}, sft_weight {cfg.sft_weight}, "
         f"{card['metrics']['steps']} steps of 4 pairs, {args.threads} thread(s), "
-        f"{platform.processor() or platform.machine()}; train {card['train_seconds']:.0f} s, "
+        f"{card['device']['precision_reason']}; train {card['train_seconds']:.0f} s, "
         f"whole run {time.monotonic() - started:.0f} s; run folder {result.run_dir}"
     )
     print(
-        "| test pairs | n | closer to preferred, base -> adapter | preference accuracy | "
-        "control NLL rise | training | precision | gate |"
+        "| test pairs | n | closer to preferred, base -> adapter | answers that loop | "
+        "preference accuracy | control NLL rise, keywords | training | precision | gate |"
     )
-    print("|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|")
     train_s = float(card["train_seconds"])
     print(_row("new prompts of trained topics (the gate's split)", result.gate, train_s, precision))
     print(_row("held-out topics", held, train_s, precision))

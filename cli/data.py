@@ -28,7 +28,13 @@ if TYPE_CHECKING:
     from cli.arguments import Commands
     from train.inspection import InspectionReport
 
-__all__ = ["inspect_before_training", "load_served_tokenizer", "register", "report_lines"]
+__all__ = [
+    "add_format_options",
+    "inspect_before_training",
+    "load_served_tokenizer",
+    "register",
+    "report_lines",
+]
 
 _CHECKS = """\
 what is checked (errors make `lorag train` refuse the file; warnings are advice):
@@ -82,7 +88,7 @@ def register(commands: Commands) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmd.add_argument("file", type=Path, metavar="FILE", help="training file (JSONL or CSV)")
-    _add_format_options(cmd)
+    add_format_options(cmd)
     cmd.add_argument(
         "--max-seq-len",
         type=int,
@@ -94,7 +100,7 @@ def register(commands: Commands) -> None:
     cmd.set_defaults(handler=_inspect)
 
 
-def _add_format_options(parser: argparse.ArgumentParser) -> None:
+def add_format_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     """--format, --prompt-column, --completion-column: how to read the file."""
     parser.add_argument(
         "--format",

@@ -18,11 +18,11 @@ from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from cli.data import add_format_options
 from lorag.prompting import DEFAULT_TEMPLATE as TEMPLATE
 from lorag.prompting import TEMPLATES
 from lorag.settings import Settings
 from train.config import DPO_LR, METHODS, GateThresholds, TrainConfig, help_for
-from train.data_formats import FORMATS
 from train.errors import InvalidOption
 
 if TYPE_CHECKING:
@@ -91,19 +91,13 @@ def register(commands: Commands) -> None:
         "and for DPO it is the reference)",
     )
     data = parser.add_argument_group("data")
-    data.add_argument("--data", type=Path, metavar="FILE", help="training file (JSONL or CSV)")
     data.add_argument(
-        "--format",
-        dest="data_format",
-        choices=FORMATS,
-        default="auto",
-        help="file format (default: auto = from the file name and the first record)",
+        "--data",
+        type=Path,
+        metavar="FILE",
+        help="training file (JSONL or CSV; with --method dpo: preference pairs, JSONL)",
     )
-    data.add_argument("--prompt-column", help="CSV: prompt column (default: prompt/question/...)")
-    data.add_argument(
-        "--completion-column",
-        help="CSV: answer column (default: completion/answer/response/output)",
-    )
+    add_format_options(data)
     data.add_argument(
         "--val-fraction",
         type=float,

@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from adapters import Registry
+from adapters.artifact_files import ARTIFACT_FILES, WEIGHTS_FILE
 from lorag.names import format_ref, parse_ref
-from train.checkpoints import ADAPTER_FILES
 from train.config import TrainConfig
 from train.errors import InvalidOption, RunNotFound
 
@@ -150,7 +150,7 @@ def save_parent(run_dir: Path, parent: ParentVersion) -> dict[str, Any]:
     card's `parent` section."""
     folder = run_dir / _FOLDER
     (folder / "adapter").mkdir(parents=True, exist_ok=True)
-    for name in ADAPTER_FILES:
+    for name in ARTIFACT_FILES:
         shutil.copyfile(Path(parent.artifact_dir) / name, folder / "adapter" / name)
     for index, golden in enumerate(parent.golden_sets, start=1):
         path = folder / "golden" / str(index) / Path(golden["file"]).name
@@ -168,7 +168,7 @@ def read_parent(run_dir: Path) -> ParentVersion | None:
         return None
     data = json.loads(path.read_text())
     data["targets"] = tuple(data["targets"])
-    if not (run_dir / _FOLDER / "adapter" / ADAPTER_FILES[1]).is_file():
+    if not (run_dir / _FOLDER / "adapter" / WEIGHTS_FILE).is_file():
         raise RunNotFound(f"{run_dir} continues {data['ref']} but lost its copy of it")
     return ParentVersion(**data)
 

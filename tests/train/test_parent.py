@@ -197,7 +197,13 @@ def _preference_file(path: Path) -> Path:
 
 
 def test_dpo_continues_a_published_sft_version(
-    mixed_run: TrainedRun, registry, base_info, base_model: str, tmp_path: Path
+    mixed_run: TrainedRun,
+    registry,
+    base_info,
+    base_model: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The session's ACME adapter, published as acme@v1 (owned by tenant shop, its gate
     verdict holding a golden set), continued by DPO for two steps: the child starts from its
@@ -205,6 +211,7 @@ def test_dpo_continues_a_published_sft_version(
     child is published as acme@v2 for the same owner, inheriting the golden set."""
     import torch
 
+    from cli.main import main
     from train.parent import fetch_parent, parent_shape
     from train.pipeline import DataOptions, GateOptions, run_job
     from train.publish import publish_run
@@ -223,6 +230,17 @@ def test_dpo_continues_a_published_sft_version(
         16,
         1,
     )
+    # the command line refuses another shape, or another owner, before anything runs
+    monkeypatch.setenv("LORAG_DATA_DIR", str(tmp_path))  # the `registry` fixture's folder
+    monkeypatch.setenv("LORAG_BASE_MODEL", base_model)
+    prefs = _preference_file(tmp_path / "prefs.jsonl")
+    command = ["train", "--method", "dpo", "--from", "acme@v1", "--data", str(prefs)]
+    assert main([*command, "--rank", "8", "--no-publish"]) == 2
+    assert "--rank 8 conflicts with acme@v1: a continued adapter" in capsys.readouterr().err
+    assert main([*command, "--shared"]) == 2
+    assert "acme@v1 is owned by tenant shop: " in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()
+
     cfg = TrainConfig(
         **parent_shape(parent, {}),
         method="dpo",
@@ -241,9 +259,7 @@ def test_dpo_continues_a_published_sft_version(
             base_model=base_model,
             runs_dir=tmp_path / "runs",
             cache_dir=tmp_path / "cache",
-            data=DataOptions(
-                _preference_file(tmp_path / "prefs.jsonl"), val_fraction=0.1, test_fraction=0.35
-            ),
+            data=DataOptions(prefs, val_fraction=0.1, test_fraction=0.35),
             gate=GateOptions(control=control, control_max_new_tokens=16),
             run_name="acme-dpo",
             progress=False,
