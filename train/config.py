@@ -27,9 +27,9 @@ def _knob(default: Any, help: str) -> Any:
 
 METHODS = ("sft", "dpo")
 DPO_LR = 5e-4
-"""`--method dpo`'s learning rate unless given: at SFT's 1e-3, two epochs of the example
-preference set collapsed the bundled model's answers to the sign-off alone (7 of 10 control
-keywords lost); at 5e-4 it moved without losing any (docs/benchmarks.md, DPO)."""
+"""`--method dpo`'s learning rate unless `--lr` is given. SFT's 1e-3 is too much for DPO on the
+bundled model: two epochs on examples/preferences at 1e-3 lost 7 of the 10 control keywords
+and answered with the sign-off alone; at 5e-4 none was lost (docs/benchmarks.md, DPO)."""
 
 
 @dataclass
