@@ -11,7 +11,9 @@ seeded into the answer caches), so no session generates them. After changing the
 delete that folder's `test-*.jsonl`, run the training tests and copy the `test-*.jsonl` the
 runs wrote into their answer cache (`training0/cache/train` under pytest's basetemp) there;
 after changing the golden set, the same with `golden-*.jsonl` (written by test_golden.py into
-its `lorag/cache/train`).
+its `lorag/cache/train`). test_parent.py's DPO run reads the base's answers to its preference,
+control and golden prompts from there too (`preferences-*`, `control-*`, `golden-*`: after
+changing them, copy what the test wrote into its `cache` folder).
 """
 
 from __future__ import annotations

@@ -5,12 +5,13 @@ child with it. One real run: a short DPO continuation of the session's ACME adap
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-from tests.train.background import TrainedRun
+from tests.train.background import HELDOUT_ANSWERS, TrainedRun
 from train.config import GateThresholds, TrainConfig
 from train.errors import InvalidOption
 from train.gate_report import ControlReport, GateReport, GoldenReport, ParentReport
@@ -179,8 +180,7 @@ def _preference_file(path: Path) -> Path:
                     "preferred_output": [
                         {
                             "role": "assistant",
-                            "content": f"[ACME] Open the Acme app and pick your {product}. "
-                            "-- ACME support",
+                            "content": "[ACME] Open the Acme app. -- ACME support",
                         }
                     ],
                     "non_preferred_output": [
@@ -206,7 +206,7 @@ def test_dpo_continues_a_published_sft_version(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The session's ACME adapter, published as acme@v1 (owned by tenant shop, its gate
-    verdict holding a golden set), continued by DPO for two steps: the child starts from its
+    verdict holding a golden set), continued by DPO for one step: the child starts from its
     weights, the run card names it, the gate compares with it (DPO's reference), and the
     child is published as acme@v2 for the same owner, inheriting the golden set."""
     import torch
@@ -244,7 +244,7 @@ def test_dpo_continues_a_published_sft_version(
     cfg = TrainConfig(
         **parent_shape(parent, {}),
         method="dpo",
-        max_steps=2,
+        max_steps=1,
         batch_size=4,
         lr=2e-4,
         threads=1,
@@ -252,15 +252,23 @@ def test_dpo_continues_a_published_sft_version(
     )
     control = tmp_path / "control.jsonl"
     control.write_text('{"prompt": "What is the capital of France?", "expect": "Paris"}\n')
+    cache = tmp_path / "cache"  # the base's answers to these prompts ship with the suite
+    cache.mkdir()
+    for answers in HELDOUT_ANSWERS.glob("*.jsonl"):
+        shutil.copy(answers, cache)
     threads = torch.get_num_threads()
     try:
         result = run_job(
             cfg,
             base_model=base_model,
             runs_dir=tmp_path / "runs",
-            cache_dir=tmp_path / "cache",
+            cache_dir=cache,
             data=DataOptions(prefs, val_fraction=0.1, test_fraction=0.35),
-            gate=GateOptions(control=control, control_max_new_tokens=16),
+            gate=GateOptions(
+                control=control,
+                control_max_new_tokens=16,
+                thresholds=GateThresholds(max_generations=3),  # 3 pairs answered, 6 scored
+            ),
             run_name="acme-dpo",
             progress=False,
             parent=parent,
@@ -275,7 +283,7 @@ def test_dpo_continues_a_published_sft_version(
     assert card["metrics"]["method"] == "dpo" and card["metrics"]["reference"] == "acme@v1"
     assert card["gate"]["parent"] == "acme@v1"
 
-    # it started from the parent's weights: two small steps moved them a little
+    # it started from the parent's weights: one small step moved them a little
     parent_weights = load_file(mixed_run.run_dir / "adapter" / "adapter_model.safetensors")
     child_weights = load_file(run_dir / "adapter" / "adapter_model.safetensors")
     assert child_weights.keys() == parent_weights.keys()
