@@ -56,8 +56,9 @@ class Engine(ABC):
     async def stop(self) -> None: ...
 
     @abstractmethod
-    def pick_url(self) -> str:
-        """A server URL for the next request; raises `EngineUnavailable` when none is up."""
+    def serving_urls(self) -> list[str]:
+        """The servers up now, for the next request (`service.replica_choice` picks one);
+        raises `EngineUnavailable`, with the engine's own reason, when none is."""
 
     def report_unreachable(self, url: str) -> None:
         """A request could not reach `url` (connection refused or lost): the engine may take

@@ -164,10 +164,10 @@ class EmbeddedEngine(Engine):
             self._supervisor = None
         await asyncio.to_thread(self._terminate)
 
-    def pick_url(self) -> str:
+    def serving_urls(self) -> list[str]:
         if not self._up or self._url is None:
             raise EngineUnavailable("the model engine is starting or restarting; retry shortly")
-        return self._url
+        return [self._url]
 
     @property
     def urls(self) -> list[str]:

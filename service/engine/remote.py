@@ -1,11 +1,11 @@
 """The remote engine: vLLM servers run elsewhere (`LORAG_VLLM_URLS`); lorag starts nothing and
 stops nothing.
 
-Requests are spread round-robin over the servers that are up. A server is taken out of
-rotation at once when a request cannot reach it (`report_unreachable`: connection refused or
-lost), or after `probe_failures` failed `/health` probes in a row. Every server is probed in
-the background every `probe_interval_s`; one that was down is used again as soon as it
-answers (and `generation` changes: it may have restarted and lost its adapters).
+Requests go to the servers that are up (which one: `service.replica_choice`). A server is
+taken out of rotation at once when a request cannot reach it (`report_unreachable`:
+connection refused or lost), or after `probe_failures` failed `/health` probes in a row. Every
+server is probed in the background every `probe_interval_s`; one that was down is used again
+as soon as it answers (and `generation` changes: it may have restarted and lost its adapters).
 
 Every request to them, probes included, carries `api_key` (`LORAG_VLLM_API_KEY`, the key the
 servers were started with: `--api-key` or `VLLM_API_KEY`) as a bearer token when it is set.
@@ -50,7 +50,6 @@ class RemoteEngine(Engine):
         self._probe_interval_s = probe_interval_s
         self._probe_timeout_s = probe_timeout_s
         self._probe_failures = max(1, probe_failures)
-        self._turn = 0
         self._generation = 0
         self._prober: asyncio.Task[None] | None = None
 
@@ -65,13 +64,11 @@ class RemoteEngine(Engine):
             with contextlib.suppress(asyncio.CancelledError):
                 await prober
 
-    def pick_url(self) -> str:
+    def serving_urls(self) -> list[str]:
         up = self.urls
         if not up:
             raise EngineUnavailable("no model engine server is answering; retry shortly")
-        url = up[self._turn % len(up)]
-        self._turn += 1
-        return url
+        return up
 
     def report_unreachable(self, url: str) -> None:
         server = self._servers.get(url)

@@ -382,7 +382,7 @@ class _Destination:
             name = target.adapter.served_name
             holds = lambda url: name in handler.lora.loaded(url)  # noqa: E731
         while True:
-            self.url = handler.replicas.choose(handler.engine.urls, holds)
+            self.url = handler.replicas.choose(handler.engine.serving_urls(), holds)
             handler.replicas.started(self.url)
             self._counted = True
             sent = False

@@ -303,13 +303,13 @@ async def test_a_hung_embedded_engine_is_marked_down_killed_and_restarted(
         await eventually(lambda: not engine.describe()["up"], timeout_s=10)
         detected = time.monotonic() - stopped
         with pytest.raises(EngineUnavailable):
-            engine.pick_url()
+            engine.serving_urls()
         await eventually(lambda: engine.describe()["up"], timeout_s=20)
         assert engine.pid != pid
         assert engine.describe()["restarts"] == 1
         assert engine.generation == 2
         async with httpx.AsyncClient() as client:
-            assert (await client.get(f"{engine.pick_url()}/health")).status_code == 200
+            assert (await client.get(f"{engine.serving_urls()[0]}/health")).status_code == 200
         assert not Path(f"/proc/{pid}").exists() or _zombie(pid)
     finally:
         if pid is not None:
@@ -332,12 +332,12 @@ async def test_an_embedded_engine_that_dies_is_restarted(
         os.kill(pid, signal.SIGKILL)
         await eventually(lambda: not engine.describe()["up"], timeout_s=10)
         with pytest.raises(EngineUnavailable):
-            engine.pick_url()
+            engine.serving_urls()
         await eventually(lambda: engine.describe()["up"], timeout_s=20)
         assert engine.pid != pid
         assert engine.describe()["restarts"] == 1
         async with httpx.AsyncClient() as client:
-            assert (await client.get(f"{engine.pick_url()}/health")).status_code == 200
+            assert (await client.get(f"{engine.serving_urls()[0]}/health")).status_code == 200
     finally:
         await engine.stop()
 

@@ -245,7 +245,7 @@ class NotUpYet(Engine):
     async def stop(self) -> None:
         return None
 
-    def pick_url(self) -> str:
+    def serving_urls(self) -> list[str]:
         raise EngineUnavailable("the model engine is starting or restarting; retry shortly")
 
     @property
