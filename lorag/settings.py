@@ -140,6 +140,13 @@ class GatewaySettings(BaseModel):
         False, description="Refuse requests without a tenant key (else: base model only)."
     )
     log_level: str = Field("info", description="Log level of the gateway (uvicorn's names).")
+    lookup_threads: int = Field(
+        8,
+        ge=1,
+        description="Worker threads for each request's registry reads (its key's tenant, its "
+        "model's mode): with a PostgreSQL registry each is a network round trip, kept off the "
+        "event loop.",
+    )
     retrieval_threads: int = Field(
         4,
         ge=1,

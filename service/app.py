@@ -45,7 +45,6 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     upstream = Upstream(settings.request_timeout_s, api_key=engine.api_key)
     registry = open_registry(settings, busy_timeout_s=settings.registry_busy_timeout_s)
     metrics = Metrics(settings.metrics_label_values)
-    router = Router(registry, served_model_name(settings))
     lora = LoraManager(
         engine,
         upstream,
@@ -56,11 +55,13 @@ def build_state(settings: Settings, engine: Engine | None = None) -> AppState:
     )
     executors = Executors(
         {
+            "lookup": settings.lookup_threads,
             "retrieval": settings.retrieval_threads,
             "knowledge": settings.knowledge_threads,
             "registry": settings.registry_threads,
         }
     )
+    router = Router(registry, served_model_name(settings), executors.runner("lookup"))
     state = AppState(
         settings=settings,
         engine=engine,

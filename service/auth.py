@@ -51,7 +51,7 @@ async def get_caller(request: Request) -> Caller:
     state = app_state(request)
     token = bearer_token(request)
     if token and token.startswith(TENANT_KEY_PREFIX):
-        tenant = state.registry.tenant_for_key(token)
+        tenant = await state.executors.run("lookup", state.registry.tenant_for_key, token)
         if tenant is None:
             raise Unauthorized("invalid API key")
         return Caller(tenant)

@@ -5,6 +5,9 @@ asyncio's default executor is one small pool (min(32, CPUs + 4) threads) shared 
 tenant's RAG retrieval behind them. So the gateway's blocking calls run on a pool of their
 kind, each with its own threads:
 
+    lookup     each request's registry reads: its key's tenant, its model's mode and version
+               (a network round trip each with a PostgreSQL registry; reads never wait for
+               the write lock)
     retrieval  searches: embedding the query and the store's search (`/v1/knowledge/search`
                and the RAG step of chat completions), the prompt's token budget
     knowledge  ingest submissions, upload copying and parsing, document listing, deletes,
@@ -30,8 +33,8 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
-PoolKind = Literal["retrieval", "knowledge", "registry"]
-POOL_KINDS: tuple[PoolKind, ...] = ("retrieval", "knowledge", "registry")
+PoolKind = Literal["lookup", "retrieval", "knowledge", "registry"]
+POOL_KINDS: tuple[PoolKind, ...] = ("lookup", "retrieval", "knowledge", "registry")
 THREAD_PREFIX = "lorag-pool"
 
 _T = TypeVar("_T")

@@ -106,7 +106,7 @@ class CompletionsHandler:
         started = time.perf_counter()
         data = parse_json(raw)
         request = validate(_REQUEST_TYPES[endpoint], data)
-        target = self.router.resolve(caller, request.model)
+        target = await self.router.resolve(caller, request.model)
         data.pop("lorag", None)
         body = data  # forwarded as sent: unknown fields reach vLLM untouched, but for the salt
         body["cache_salt"] = self.salts.for_tenant(caller.tenant_id)

@@ -8,6 +8,8 @@ token: `authorization: {credentials: ...}` in its scrape config).
 
 from __future__ import annotations
 
+import asyncio
+
 from fastapi import APIRouter, Depends, Request, Response
 from fastapi.responses import JSONResponse
 
@@ -29,9 +31,12 @@ async def health() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     state = app_state(request)
     engine = state.engine
-    ok = bool(engine.urls)
-    for url in engine.urls:
-        ok = ok and await state.upstream.healthy(f"{url}/health")
+    # ready = at least one engine server answers: with several, the gateway routes around one
+    # that is down, so a load balancer must not take every gateway out for it
+    answers = await asyncio.gather(
+        *(state.upstream.healthy(f"{url}/health") for url in engine.urls)
+    )
+    ok = any(answers)
     body: dict[str, object] = {"ready": ok}
     if is_admin(request):  # what an operator checks; nobody else needs the machine's details
         body["engine"] = engine.describe()

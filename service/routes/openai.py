@@ -106,7 +106,7 @@ async def embeddings(request: Request, caller: Caller = Depends(get_caller)) -> 
 async def list_models(request: Request, caller: Caller = Depends(get_caller)) -> ModelList:
     state = app_state(request)
     cards = []
-    for name, mode in state.router.list_models(caller):
+    for name, mode in await state.router.list_models(caller):
         extra = None
         if mode is not None:
             extra = {

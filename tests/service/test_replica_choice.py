@@ -5,6 +5,7 @@ real CPU vLLM servers is bench/routing.py (docs/benchmarks.md)."""
 from __future__ import annotations
 
 import random
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ import pytest
 from service.errors import EngineUnavailable
 from service.replica_choice import ReplicaChooser
 from tests.service.fake_vllm import (
+    ADMIN_KEY,
     bearer,
     create_tenant,
     gateway_client,
@@ -23,6 +25,7 @@ from tests.service.fake_vllm import (
 )
 
 A, B, C = "http://a", "http://b", "http://c"
+HI = [{"role": "user", "content": "Hi"}]
 
 
 def test_a_holder_is_preferred_then_the_least_busy() -> None:
@@ -92,3 +95,30 @@ async def test_each_adapter_stays_on_one_server(
     else:
         assert loads > 10  # each server cycles 4 adapters through 2 slots
         assert served_by[first.url] == served_by[second.url]
+
+
+@pytest.mark.anyio
+async def test_ready_while_one_of_two_servers_is_down(
+    tmp_path: Path, base_model_dir: Path, fake
+) -> None:
+    """A load balancer reads `/ready`: one server down (not yet found by the probes) must not
+    take the gateway out, since requests go to the other; none answering is 503."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    settings = gateway_settings(tmp_path / "data", [dead, fake.url], base_model_dir)
+    async with gateway_client(settings) as client:
+        ready = await client.get("/ready", headers={"x-admin-key": ADMIN_KEY})
+        answers = [
+            await client.post(
+                "/v1/chat/completions",
+                json={"model": base_model_dir.name, "messages": HI},
+            )
+            for _ in range(3)
+        ]
+    assert ready.status_code == 200 and ready.json()["ready"] is True
+    assert ready.json()["engine"]["urls"] == [dead, fake.url]
+    assert [answer.status_code for answer in answers] == [200] * 3
+    only_dead = gateway_settings(tmp_path / "dead", [dead], base_model_dir)
+    async with gateway_client(only_dead) as client:
+        assert (await client.get("/ready")).status_code == 503

@@ -1,7 +1,9 @@
-"""A burst of slow knowledge writes does not hold up retrieval: deletes and uploads run on the
-knowledge pool, searches (the search endpoint and the RAG retrieval step) on a pool of their
-own (`service.executors`), not all on asyncio's one default pool. The app in-process with its
-lifespan, no vLLM; the knowledge base is a double whose deletes and uploads wait on a gate."""
+"""Each request's registry reads run off the event loop (a PostgreSQL registry is a network
+round trip away). A burst of slow knowledge writes does not hold up retrieval: deletes and
+uploads run on the knowledge pool, searches (the search endpoint and the RAG retrieval step) on
+a pool of their own (`service.executors`), not all on asyncio's one default pool. The app
+in-process with its lifespan, no vLLM; the knowledge base is a double whose deletes and uploads
+wait on a gate."""
 
 from __future__ import annotations
 
@@ -138,7 +140,7 @@ def test_a_pool_call_runs_in_its_pool_with_the_callers_context() -> None:
     """Log lines of a pool call carry the request's id, as with `asyncio.to_thread`."""
     from service.request_ids import current_request_id
 
-    executors = Executors({"retrieval": 1, "knowledge": 1, "registry": 1})
+    executors = Executors({"lookup": 1, "retrieval": 1, "knowledge": 1, "registry": 1})
 
     def where() -> tuple[str, str]:
         return threading.current_thread().name, current_request_id.get()
@@ -153,4 +155,51 @@ def test_a_pool_call_runs_in_its_pool_with_the_callers_context() -> None:
         executors.shutdown()
     assert thread.startswith(f"{THREAD_PREFIX}-knowledge") and request_id == "req-42"
     with pytest.raises(ValueError):
-        Executors({"retrieval": 1, "knowledge": 0, "registry": 1})
+        Executors({"lookup": 1, "retrieval": 1, "knowledge": 0, "registry": 1})
+
+
+def test_each_requests_registry_reads_run_off_the_event_loop(tmp_path: Path) -> None:
+    """A registry as slow as a busy PostgreSQL (each read 0.3 s): 8 requests at once read it on
+    the lookup pool's threads, and the gateway answers `/health` meanwhile."""
+    settings = Settings(data_dir=tmp_path / "data", admin_key=ADMIN_KEY, lookup_threads=8)
+    app = build_app(settings, engine=RemoteEngine([f"http://127.0.0.1:{free_port()}"]))
+    registry = app.state.lorag.registry
+    readers: list[str] = []
+
+    def slowed(read: Callable[..., Any]) -> Callable[..., Any]:
+        def slow_read(*args: Any) -> Any:
+            readers.append(threading.current_thread().name)
+            time.sleep(0.3)
+            return read(*args)
+
+        return slow_read
+
+    async def scenario(app: FastAPI) -> tuple[list[int], float]:
+        transport = httpx.ASGITransport(app=app)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url="http://lorag") as client,
+        ):
+            created = await client.post("/admin/tenants", json={"id": "acme"}, headers=ADMIN)
+            key = {"authorization": f"Bearer {created.json()['api_key']}"}
+            for name in ("tenant_for_key", "default_mode", "get_mode", "list_modes"):
+                setattr(registry, name, slowed(getattr(registry, name)))
+            body = {"model": "support", "messages": [{"role": "user", "content": "Hi"}]}
+            chats = [
+                asyncio.create_task(client.post("/v1/chat/completions", json=body, headers=key))
+                for _ in range(8)
+            ]
+            models = asyncio.create_task(client.get("/v1/models", headers=key))
+            await asyncio.sleep(0.05)
+            started = time.monotonic()
+            assert (await client.get("/health")).status_code == 200
+            health_s = time.monotonic() - started
+            answers = await asyncio.gather(*chats, models)
+            return [answer.status_code for answer in answers], health_s
+
+    statuses, health_s = asyncio.run(scenario(app))
+    assert statuses == [404] * 8 + [200]  # no mode `support`; the model list
+    # each chat read its key's tenant and its mode, the list its key and the modes
+    assert len(readers) == 8 * 2 + 2
+    assert all(name.startswith(f"{THREAD_PREFIX}-lookup") for name in readers), readers
+    assert health_s < 0.5  # on the loop: 18 reads x 0.3 s = 5.4 s before it could answer
