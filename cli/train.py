@@ -239,6 +239,16 @@ def register(commands: Commands) -> None:
     )
     raft.add_argument("--seed", type=int, default=0, help="seed for shuffling chunks")
     raft.add_argument(
+        "--budget-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="token budget of each prompt (sources, question, chat template); default: what "
+        "the gateway gives a mode's sources, LORAG_MAX_MODEL_LEN less the mode's answer "
+        "reserve (2048 - 256 = 1792 by default), so the adapter trains on the prompts it will "
+        "be served. Sources that do not fit are left out, weakest first",
+    )
+    raft.add_argument(
         "--template",
         default=TEMPLATE,
         choices=sorted(TEMPLATES),
@@ -395,6 +405,12 @@ def _build_raft(args: argparse.Namespace, settings: Settings) -> int:
         no_context_fraction=args.no_context_fraction,
         seed=args.seed,
         template_version=args.template,
+        budget_tokens=args.budget_tokens,
     )
     print(summary)
+    if summary.longest_prompt_tokens > TrainConfig().max_seq_len:
+        print(
+            f"note: the longest prompt has {summary.longest_prompt_tokens} tokens; train with "
+            f"--max-seq-len above it (default {TrainConfig().max_seq_len}), or examples are cut"
+        )
     return 0

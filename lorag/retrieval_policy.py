@@ -25,7 +25,14 @@ from lorag.prompting import DEFAULT_TEMPLATE as TEMPLATE
 from lorag.prompting import template
 from lorag.search_filter import filter_conditions
 
-__all__ = ["RetrievalOverride", "RetrievalSettings", "mode_settings", "narrowed", "normalized"]
+__all__ = [
+    "RetrievalOverride",
+    "RetrievalSettings",
+    "mode_settings",
+    "narrowed",
+    "normalized",
+    "sources_budget",
+]
 
 # Defaults measured on examples/lookalike (docs/benchmarks.md, "Look-alike documents").
 RELATIVE_CUTOFF: float | None = 0.5
@@ -208,3 +215,11 @@ def narrowed(settings: RetrievalSettings, override: RetrievalOverride | None) ->
     top_k = changes.get("top_k", settings.top_k)
     changes["min_k"] = min(changes.get("min_k", settings.min_k), top_k)
     return settings.model_copy(update=changes)
+
+
+def sources_budget(max_model_len: int, settings: RetrievalSettings, max_tokens: int | None) -> int:
+    """The tokens the whole prompt (sources, question, chat template) may take: the served
+    context less the answer's room (the request's max_tokens, else the mode's reserve). The
+    gateway assembles every RAG prompt within it; `lorag train build-raft` builds RAFT examples
+    within the same, so an adapter trains on the prompts it will be served."""
+    return max_model_len - (max_tokens or settings.reserve_tokens)

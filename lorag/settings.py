@@ -40,6 +40,7 @@ __all__ = [
 ]
 
 BUNDLED_MODEL_NAME = "smollm2-135m-instruct"
+DEFAULT_MAX_MODEL_LEN = 2048
 MIN_ADMIN_KEY_CHARS = 16
 MIN_REPLICA_KEY_CHARS = 32
 """Replicas hold their key in a file or variable, nobody types it: it may as well be long."""
@@ -261,7 +262,9 @@ class EngineSettings(BaseModel):
         "the adapter's weights for every token (lorag's vLLM plugin, "
         "service/engine/cpu_lora_ops.py); false = vLLM's own ops (VLLM_PLUGINS set to none).",
     )
-    max_model_len: int = Field(2048, description="Context length vLLM serves (prompt + answer).")
+    max_model_len: int = Field(
+        DEFAULT_MAX_MODEL_LEN, description="Context length vLLM serves (prompt + answer)."
+    )
     max_lora_rank: int = Field(16, description="Largest LoRA rank vLLM serves.")
     max_loras: int = Field(4, description="Adapters in one engine batch.")
     max_cpu_loras: int = Field(8, description="Adapters kept loaded in the engine (LRU cap).")

@@ -19,7 +19,7 @@ from ingest.knowledge import MAX_QUERY_CHARS, MAX_TOP_K, KnowledgeBase
 from ingest.models import Hit
 from lorag.degenerate import degenerate
 from lorag.prompting import Assembled, Tokenizer, cited_numbers, label, with_context
-from lorag.retrieval_policy import RetrievalSettings
+from lorag.retrieval_policy import RetrievalSettings, sources_budget
 from lorag.source_selection import Selection, select
 from service.errors import InvalidRequest, StoreUnavailable
 from service.protocol.retrieval import Citation, RetrievalReport
@@ -241,7 +241,6 @@ class Retriever:
         """`messages` with the chosen sources in the prompt (`strict`: the template's
         stricter instructions, to ask again after a degenerate answer, with the same
         sources)."""
-        reserve = max_tokens or settings.reserve_tokens
         tokenizer = await self.off_loop(self.tokenizer)
         assembled: Assembled = await self.off_loop(
             functools.partial(
@@ -251,7 +250,7 @@ class Retriever:
                 tokenizer=tokenizer,
                 template_version=settings.template,
                 instructions=settings.instructions,
-                budget_tokens=self.max_model_len - reserve,
+                budget_tokens=sources_budget(self.max_model_len, settings, max_tokens),
                 entities=selection.entities,
                 best_last=settings.source_order == "best_last",
                 strict=strict,

@@ -24,6 +24,8 @@ from typing import Any
 
 from lorag.jsonl import BadLine, bad_lines_message, read_jsonl
 from lorag.prompting import DEFAULT_TEMPLATE as TEMPLATE
+from lorag.retrieval_policy import RetrievalSettings, sources_budget
+from lorag.settings import DEFAULT_MAX_MODEL_LEN
 from train.errors import DependencyMissing, InvalidData, InvalidOption
 from train.examples import Example
 
@@ -35,6 +37,10 @@ __all__ = [
     "build_raft_file",
     "load_qa",
 ]
+
+SERVING_BUDGET_TOKENS = sources_budget(DEFAULT_MAX_MODEL_LEN, RetrievalSettings(), None)
+"""The prompt budget a mode's sources get with the default settings (LORAG_MAX_MODEL_LEN less a
+mode's default answer reserve): 1792 tokens."""
 
 NOT_FOUND_ANSWER = "I do not know: the sources do not contain the answer to this question."
 
@@ -59,6 +65,9 @@ class RaftSummary:
     oracle_by_answer_text: int = 0
     oracle_is_top_hit: int = 0
     skipped_no_hits: int = 0
+    budget_tokens: int = 0
+    sources_dropped_for_budget: int = 0
+    longest_prompt_tokens: int = 0
 
     def __str__(self) -> str:
         return "raft: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in asdict(self).items())
@@ -126,11 +135,12 @@ def build_raft_examples(
     top_k: int = 4,
     no_context_fraction: float = 0.1,
     seed: int = 0,
-    budget_tokens: int = 768,
+    budget_tokens: int = SERVING_BUDGET_TOKENS,
     template_version: str = TEMPLATE,
 ) -> tuple[list[Example], RaftSummary]:
-    """Chat examples: the question with numbered sources (the gateway's layout), and the
-    answer citing the right source, or `NOT_FOUND_ANSWER` when it was left out."""
+    """Chat examples: the question with numbered sources (the gateway's layout, within the
+    token budget the gateway gives them), and the answer citing the right source, or
+    `NOT_FOUND_ANSWER` when it was left out."""
     from lorag.prompting import with_context
 
     if top_k < 1:
@@ -138,7 +148,7 @@ def build_raft_examples(
     if not 0.0 <= no_context_fraction < 1.0:
         raise InvalidOption("--no-context-fraction must be in [0, 1)", param="no_context_fraction")
     rng = random.Random(seed)
-    summary = RaftSummary(questions=len(items))
+    summary = RaftSummary(questions=len(items), budget_tokens=budget_tokens)
     examples: list[Example] = []
     for item in items:
         hits = list(search(item.question, top_k + 1, None))
@@ -160,6 +170,8 @@ def build_raft_examples(
             budget_tokens=budget_tokens,
         )
         ids = [hit.id for hit in assembled.kept]
+        summary.sources_dropped_for_budget += assembled.dropped
+        summary.longest_prompt_tokens = max(summary.longest_prompt_tokens, assembled.prompt_tokens)
         if keep_oracle and oracle.id in ids:
             answer = _cited(item.answer, ids.index(oracle.id) + 1)
             summary.with_oracle += 1
@@ -185,9 +197,12 @@ def build_raft_file(
     no_context_fraction: float = 0.1,
     seed: int = 0,
     template_version: str = TEMPLATE,
+    budget_tokens: int | None = None,
 ) -> RaftSummary:
     """`lorag train build-raft`: read QA.jsonl, search the tenant's knowledge base, write
-    chat JSONL to `out` (train on it with `lorag train --data OUT`)."""
+    chat JSONL to `out` (train on it with `lorag train --data OUT`). `budget_tokens`: the
+    prompt's token budget for sources; None = what the gateway gives a mode's sources
+    (`lorag.retrieval_policy.sources_budget` with a mode's defaults)."""
     try:
         from ingest.knowledge import open_knowledge_base
     except ImportError as exc:
@@ -210,6 +225,9 @@ def build_raft_file(
             no_context_fraction=no_context_fraction,
             seed=seed,
             template_version=template_version,
+            budget_tokens=sources_budget(settings.max_model_len, RetrievalSettings(), None)
+            if budget_tokens is None
+            else budget_tokens,
         )
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"messages": list(example.messages)} for example in examples]

@@ -82,7 +82,10 @@ def test_build_raft_cites_the_right_source_among_distractors(
         ]
     )
     assert code == 0, capsys.readouterr().err
-    assert "with oracle 5" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "with oracle 5" in printed
+    # the prompt budget the gateway gives a mode's sources: LORAG_MAX_MODEL_LEN 2048 less 256
+    assert "budget tokens 1792" in printed and "sources dropped for budget 0" in printed
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 5
     for row, doc_id in zip(rows, PRODUCTS, strict=True):
@@ -137,3 +140,27 @@ def test_bad_qa_lines_are_listed(tmp_path: Path) -> None:
     with pytest.raises(InvalidData) as caught:
         load_qa(qa)
     assert [p.split(":")[0] for p in caught.value.problems] == ["line 2", "line 3"]
+
+
+def test_build_raft_keeps_each_prompt_within_its_budget(
+    knowledge_env: tuple[Path, Path], capsys: pytest.CaptureFixture[str], base_model_dir: Path
+) -> None:
+    from cli.main import main
+    from train.model_setup import load_tokenizer
+
+    qa, out = knowledge_env
+    args = ["train", "build-raft", str(qa), "--tenant", "acme", "--out", str(out)]
+    assert (
+        main([*args, "--top-k", "3", "--budget-tokens", "120", "--no-context-fraction", "0"]) == 0
+    )
+    printed = capsys.readouterr().out
+    dropped = int(re.search(r"sources dropped for budget (\d+)", printed).group(1))
+    assert dropped > 0, printed
+    tokenizer = load_tokenizer(str(base_model_dir))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    for row in rows:
+        prompt = row["messages"][:-1]
+        ids = tokenizer.apply_chat_template(prompt, add_generation_prompt=True, tokenize=True)
+        assert len(ids) <= 120
+    kept = sum(len(source_blocks(row["messages"][-2]["content"])) for row in rows)
+    assert kept == 3 * len(rows) - dropped
