@@ -19,6 +19,12 @@ user would do it, every step through the `lorag` command line in one data folder
 5. one vLLM server and a gateway on that data folder; `lorag eval answers` on the held-out
    questions (sheets whose facts the adapter never saw), then on the training half's.
 
+With `--variants`, more modes on the same adapter and knowledge base: `rag-plain` and
+`hybrid-plain` (top 4 as retrieved, no cut-off, no near-duplicate collapse, template v1: the
+distractors reach the prompt), and two-stage generation, `rag-2s-search` (the draft only widens
+the second search) and `rag-2s` / `hybrid-2s` (the final prompt carries the draft to revise
+against the sources); `--held-out-only` skips the training half's report.
+
 Printed: both mode reports (accuracy, citation accuracy, latency, tokens, which pays) and
 where they were written. `--reuse` keeps a finished step's output (the data folder, the
 trained adapter) and runs only what is missing.
@@ -46,7 +52,6 @@ INSTRUCTIONS = (
     "exact value, in one short sentence."
 )
 RETRIEVAL = {"top_k": 4}
-MODES = ("base", "prompt", "rag", "adapter", "hybrid")
 
 
 def lorag(env: dict[str, str], *argv: str, capture: bool = False) -> str:
@@ -89,6 +94,8 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--max-tokens", type=int, default=48)
     parser.add_argument("--reuse", action="store_true")
+    parser.add_argument("--variants", action="store_true", help="plain retrieval, two-stage")
+    parser.add_argument("--held-out-only", action="store_true")
     args = parser.parse_args()
     work: Path = args.work
     data = work / "data"
@@ -138,6 +145,22 @@ def main() -> None:
         "adapter": ["raft", "--force"],
         "hybrid": ["raft", "--force", "--retrieval", retrieval],
     }
+    if args.variants:
+        plain = {
+            "top_k": args.top_k,
+            "relative_cutoff": None,
+            "collapse_near_duplicates": False,
+            "template": "v1",
+        }
+        two_stage = {"top_k": args.top_k, "two_stage": True}
+        search_only = two_stage | {"revise_draft": False}
+        modes |= {
+            "rag-plain": ["base", "--retrieval", json.dumps(plain)],
+            "hybrid-plain": ["raft", "--force", "--retrieval", json.dumps(plain)],
+            "rag-2s-search": ["base", "--retrieval", json.dumps(search_only)],
+            "rag-2s": ["base", "--retrieval", json.dumps(two_stage)],
+            "hybrid-2s": ["raft", "--force", "--retrieval", json.dumps(two_stage)],
+        }
     for mode, options in modes.items():
         lorag(env, "tenants", "set-mode", "eval", mode, *options)
     vllm, vllm_url, model = start_vllm()
@@ -146,7 +169,8 @@ def main() -> None:
         gateway, url = start_gateway(
             vllm_url, model, {"LORAG_ADMIN_KEY": ADMIN, "LORAG_DATA_DIR": str(data)}
         )
-        for name, qa in (("held-out", held_out_qa), ("training half", train_qa)):
+        halves = [("held-out", held_out_qa), ("training half", train_qa)]
+        for name, qa in halves[:1] if args.held_out_only else halves:
             out = work / f"report-{name.split()[0]}"
             print(f"\n## {name} documents ({qa.name})\n")
             report = lorag(
@@ -161,7 +185,7 @@ def main() -> None:
                 "--url",
                 url,
                 "--modes",
-                ",".join(MODES),
+                ",".join(modes),
                 "--concurrency",
                 str(args.concurrency),
                 "--max-tokens",

@@ -44,6 +44,11 @@ class Template:
         "Answer the question in one short sentence, in your own words, using the sources "
         "below. Cite the source like [1]. Do not list or repeat the sources."
     )  # a retry of a degenerate answer (`lorag.degenerate`)
+    revise: str = (
+        "A first draft of the answer, which may be wrong: {draft}\n"
+        "Check the draft against the sources: keep what they support, correct what they "
+        "contradict, and give the corrected answer."
+    )  # two-stage generation: the draft, to revise against the sources
 
     def render(
         self,
@@ -144,16 +149,23 @@ def with_context(
     entities: Sequence[str] = (),
     best_last: bool = False,
     strict: bool = False,
+    draft: str | None = None,
 ) -> Assembled:
     """`messages` with the sources that fit in `budget_tokens` (the whole prompt, chat template
     included) placed in the last user message: `hits` best first; the weakest are left out
     when the budget is short; listed best first, or best last (next to the question) with
     `best_last`, numbered in the order listed. `entities`: the documents the question names
     (stated where the template says); `strict`: the template's strict instructions (a retry
-    of a degenerate answer)."""
+    of a degenerate answer); `draft`: a first answer (two-stage generation), placed after the
+    instructions for the model to revise against the sources (its citations removed: they
+    numbered other sources)."""
     chosen = template(template_version)
     if strict:
         instructions = chosen.strict_instructions
+    if draft is not None and draft.strip():
+        cleaned = " ".join(re.sub(r"\s*" + _CITATION.pattern, "", draft).split())
+        revision = chosen.revise.format(draft=cleaned)
+        instructions = f"{instructions or chosen.instructions}\n\n{revision}"
 
     last_user = max(i for i, m in enumerate(messages) if m.get("role") == "user")
     question = messages[last_user].get("content")

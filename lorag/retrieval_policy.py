@@ -73,6 +73,11 @@ class RetrievalSettings(BaseModel):
         "answer", description="Store down: fail with 503, or answer without context."
     )
     two_stage: bool = Field(False, description="Draft, retrieve again with the draft, answer.")
+    revise_draft: bool = Field(
+        True,
+        description="Two-stage: the final prompt carries the draft for the model to check "
+        "against the sources and correct (false: the draft only widens the second search).",
+    )
     template: str = Field(TEMPLATE, description="Prompt template version (lorag/prompting.py).")
     instructions: str | None = Field(None, description="Replaces the template's instructions.")
     reserve_tokens: int = Field(

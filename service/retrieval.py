@@ -194,8 +194,9 @@ class Retriever:
         *,
         extra_query: str = "",
         previous: list[Hit] | None = None,
+        draft: str | None = None,
     ) -> Augmented:
-        """`messages` with the sources chosen for them."""
+        """`messages` with the sources chosen for them (and `draft` to revise, if given)."""
         query = query_of(messages)
         search_text = search_query(f"{query} {extra_query}")  # the search refuses long ones
         try:
@@ -226,7 +227,7 @@ class Retriever:
             return Augmented(
                 messages=messages, settings=settings, query=query, status="no_results", kept=[]
             )
-        return await self.assemble(settings, messages, query, selection, max_tokens)
+        return await self.assemble(settings, messages, query, selection, max_tokens, draft=draft)
 
     async def assemble(
         self,
@@ -237,6 +238,7 @@ class Retriever:
         max_tokens: int | None,
         *,
         strict: bool = False,
+        draft: str | None = None,
     ) -> Augmented:
         """`messages` with the chosen sources in the prompt (`strict`: the template's
         stricter instructions, to ask again after a degenerate answer, with the same
@@ -254,6 +256,7 @@ class Retriever:
                 entities=selection.entities,
                 best_last=settings.source_order == "best_last",
                 strict=strict,
+                draft=draft,
             )
         )
         return Augmented(

@@ -188,6 +188,7 @@ class CompletionsHandler:
                 max_tokens,
                 extra_query=draft,
                 previous=augmented.kept,
+                draft=draft if settings.revise_draft else None,
             )
             augmented.stages, augmented.draft = 2, draft
         body["messages"] = augmented.messages

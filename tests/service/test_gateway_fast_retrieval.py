@@ -244,6 +244,9 @@ async def test_hybrid_two_stage_drafts_with_the_adapter_then_streams(
     assert final["stream"] is True and final["max_tokens"] == 300
     prompt = final["messages"][-1]["content"]
     assert sorted(sources_in(prompt)) == [1, 2] and prompt.endswith(QUESTION)
+    # and the draft, to revise against the sources (its first stage's citations removed)
+    drafted = " ".join(re.sub(r"\s*\[\d+\]", "", reply_text(CHAT, draft)).split())
+    assert f"A first draft of the answer, which may be wrong: {drafted}\n" in prompt
     events = sse_data(answer.text)
     assert events[-1] == "[DONE]"
     chunks = [json.loads(e) for e in events[:-1]]

@@ -111,3 +111,26 @@ def test_store_down_policy(tokenizer) -> None:
     fail = mode_settings({"on_store_error": "fail"})
     with pytest.raises(StoreUnavailable):
         asyncio.run(retriever.augment("t", fail, messages, 64))
+
+
+def test_two_stage_prompt_carries_the_draft_to_revise(tokenizer) -> None:
+    """The draft sits after the instructions, its citations removed (they numbered the first
+    stage's sources), and counts against the budget like the sources."""
+    hits = [FakeHit(f"d{i}", f"chunk {i} " + "word " * 60, score=1 - i / 100) for i in range(8)]
+    messages = [{"role": "user", "content": "How long is the warranty?"}]
+    draft = "The warranty lasts 12 months [2]."
+    options = {"tokenizer": tokenizer, "template_version": "v2", "instructions": None}
+    plain = with_context(messages, hits, budget_tokens=600, **options)
+    revised = with_context(messages, hits, budget_tokens=600, draft=draft, **options)
+    content = revised.messages[-1]["content"]
+    instructions, _, rest = content.partition("A first draft of the answer, which may be wrong: ")
+    assert instructions.rstrip().endswith("Cite sources like [1].")
+    assert rest.startswith("The warranty lasts 12 months.\nCheck the draft against the sources")
+    assert content.endswith("Question: How long is the warranty?")
+    assert "[2]." not in rest
+    assert revised.prompt_tokens <= 600 and len(revised.kept) <= len(plain.kept)
+    assert "draft" not in plain.messages[-1]["content"]
+    own = with_context(
+        messages, hits, budget_tokens=600, draft=draft, **options | {"instructions": "Be brief."}
+    )
+    assert "Be brief.\n\nA first draft of the answer" in own.messages[-1]["content"]
