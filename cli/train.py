@@ -22,7 +22,7 @@ from cli.data import add_format_options
 from lorag.prompting import DEFAULT_TEMPLATE as TEMPLATE
 from lorag.prompting import TEMPLATES
 from lorag.settings import Settings
-from train.config import DPO_LR, METHODS, GateThresholds, TrainConfig, help_for
+from train.config import DPO_LR, METHODS, GateThresholds, TrainConfig, help_for, recipe_for
 from train.errors import InvalidOption
 
 if TYPE_CHECKING:
@@ -282,6 +282,7 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     from cli.data import inspect_before_training
     from cli.train_start import check_method, run_parent
     from lorag.base_model import prepare_bundled_model, resolve_base_model
+    from train.model_setup import pick_device
     from train.pipeline import DataOptions, GateOptions, resume_config, run_job
     from train.prompt_sets import CONTROL_PROMPTS, GENERAL_PROMPTS
 
@@ -293,8 +294,8 @@ def _train(args: argparse.Namespace, settings: Settings) -> int:
     if args.resume is not None:
         cfg, base_model = resume_config(args.resume, overrides)
     else:
-        if overrides.get("method") == "dpo":
-            overrides = {"lr": DPO_LR, **overrides}
+        device = pick_device(overrides.get("device", "auto"))
+        overrides = {**recipe_for(device, overrides.get("method", "sft")), **overrides}
         cfg = TrainConfig(**overrides)
         if settings.base_model is None:
             prepare_bundled_model(settings)

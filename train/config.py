@@ -11,7 +11,16 @@ from typing import Any
 
 from train.errors import InvalidOption
 
-__all__ = ["DEFAULT_TARGETS", "DPO_LR", "METHODS", "GateThresholds", "TrainConfig", "help_for"]
+__all__ = [
+    "DEFAULT_TARGETS",
+    "DPO_LR",
+    "GPU_RECIPE",
+    "METHODS",
+    "GateThresholds",
+    "TrainConfig",
+    "help_for",
+    "recipe_for",
+]
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 
@@ -30,6 +39,23 @@ DPO_LR = 5e-4
 """`--method dpo`'s learning rate unless `--lr` is given. SFT's 1e-3 is too much for DPO on the
 bundled model: two epochs on examples/preferences at 1e-3 lost 7 of the 10 control keywords
 and answered with the sign-off alone; at 5e-4 none was lost (docs/benchmarks.md, DPO)."""
+
+
+GPU_RECIPE: dict[str, Any] = {"lr": 2e-4, "warmup_steps": 5}
+"""On CUDA, for the knobs a run is not given: the QLoRA guides' recipe, lr 2e-4 after a short
+linear warmup (1-3 epochs: the default 2; nf4 with bf16 compute come from `quantization` and
+`precision` 'auto'). CPUs keep the defaults measured on them (lr 1e-3, no warmup: on the
+bundled 135M model and a few dozen examples, 2e-4 learns too little in the steps a CPU can
+afford; docs/benchmarks.md, "Training recipes")."""
+
+
+def recipe_for(device: str, method: str) -> dict[str, Any]:
+    """The defaults a run on `device` ('cpu', 'cuda', 'cuda:N') with `method` starts from,
+    before the options it was given."""
+    chosen = dict(GPU_RECIPE) if device.startswith("cuda") else {}
+    if method == "dpo":
+        chosen["lr"] = DPO_LR
+    return chosen
 
 
 @dataclass
@@ -60,9 +86,11 @@ class TrainConfig:
     max_steps: int | None = _knob(None, "stop after this many optimizer steps (default: epochs)")
     batch_size: int = _knob(8, "examples per micro-batch")
     grad_accum: int = _knob(1, "micro-batches per optimizer step")
-    lr: float = _knob(1e-3, "peak learning rate (AdamW)")
+    lr: float = _knob(1e-3, "peak learning rate (AdamW); on a GPU the QLoRA recipe's 2e-4")
     weight_decay: float = _knob(0.0, "AdamW weight decay")
-    warmup_steps: int = _knob(0, "linear warmup steps before the peak learning rate")
+    warmup_steps: int = _knob(
+        0, "linear warmup steps before the peak learning rate; on a GPU the QLoRA recipe's 5"
+    )
     lr_schedule: str = _knob("cosine", "after warmup: 'cosine' (to min_lr_ratio) or 'constant'")
     min_lr_ratio: float = _knob(0.1, "cosine floor, as a fraction of lr")
     max_grad_norm: float = _knob(1.0, "gradient clipping norm (0 = off)")
