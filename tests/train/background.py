@@ -1,4 +1,5 @@
-"""The session's two real training runs, trained by `lorag train` in the background.
+"""The session's real training runs, trained in the background: two SFT runs by `lorag train`,
+then a DPO run continuing the first once it is published (tests/train/dpo_job.py).
 
 They are started when the session starts (tests/conftest.py) and run while the gateway tests
 do: those wait on a single vLLM stream most of the time, which leaves a core idle. The runs go
@@ -18,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from train.gate import GateReport
 
 __all__ = [
     "ACME_DATA",
+    "DPO_RUN",
     "HELDOUT_ANSWERS",
     "MIX_STEPS",
     "NARROW_STEPS",
@@ -46,6 +49,8 @@ RUNS: dict[str, list[str]] = {
     "acme-narrow": ["--max-steps", str(NARROW_STEPS), "--no-general-mix"],
 }
 """Run name -> its own options, in the order they train (the mixed run is needed first)."""
+DPO_RUN = "acme-dpo"
+"""After them: one DPO step continuing acme-mix published as acme@v1 (tests/train/dpo_job.py)."""
 
 
 @dataclass(frozen=True)
@@ -65,7 +70,9 @@ class BackgroundRuns:
             "LORAG_DATA_DIR": str(work_dir),
             "LORAG_BASE_MODEL": str(base_model_dir),
         }
-        self._done: dict[str, threading.Event] = {name: threading.Event() for name in RUNS}
+        names = [*RUNS, DPO_RUN]
+        self._done: dict[str, threading.Event] = {name: threading.Event() for name in names}
+        self.base_model_dir = base_model_dir
         self._outcome: dict[str, TrainedRun | str] = {}
         self._process: subprocess.Popen[str] | None = None
         self._stopped = False
@@ -96,22 +103,36 @@ class BackgroundRuns:
 
     def _train_all(self) -> None:
         for name, options in RUNS.items():
-            started = time.monotonic()
-            try:
-                self._outcome[name] = self._train(name, options)
-            except Exception as error:  # reported by result(), in the test that needs it
-                self._outcome[name] = f"{type(error).__name__}: {error}"
-            finally:
-                self._done[name].set()
-            print(f"\n[background] {name}: {time.monotonic() - started:.0f} s", flush=True)
+            command = [sys.executable, "-m", "cli", "train", "--quiet", "--data", str(ACME_DATA)]
+            command += ["--name", name, "--no-publish", *_COMMON, *options]
+            self._finish(name, lambda n=name, c=command: self._run(n, c, self.data_dir))
+        self._finish(DPO_RUN, self._continue_by_dpo)
 
-    def _train(self, name: str, options: list[str]) -> TrainedRun:
+    def _finish(self, name: str, run: Callable[[], TrainedRun]) -> None:
+        started = time.monotonic()
+        try:
+            self._outcome[name] = run()
+        except Exception as error:  # reported by result(), in the test that needs it
+            self._outcome[name] = f"{type(error).__name__}: {error}"
+        finally:
+            self._done[name].set()
+        print(f"\n[background] {name}: {time.monotonic() - started:.0f} s", flush=True)
+
+    def _continue_by_dpo(self) -> TrainedRun:
+        parent = self._outcome.get("acme-mix")
+        if not isinstance(parent, TrainedRun):
+            raise RuntimeError(f"its parent, acme-mix, did not train: {parent}")
+        work = self.data_dir / "dpo"
+        work.mkdir()
+        command = [sys.executable, "-m", "tests.train.dpo_job", str(work)]
+        command += [str(parent.run_dir / "adapter"), str(self.base_model_dir)]
+        return self._run(DPO_RUN, command, work)
+
+    def _run(self, name: str, command: list[str], data_dir: Path) -> TrainedRun:
         if self._stopped:
             raise RuntimeError("the session ended first")
-        command = ["nice", "-n", "10", sys.executable, "-m", "cli", "train", "--quiet"]
-        command += ["--data", str(ACME_DATA), "--name", name, "--no-publish", *_COMMON, *options]
         self._process = subprocess.Popen(
-            command,
+            ["nice", "-n", "10", *command],
             cwd=REPO,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -122,7 +143,7 @@ class BackgroundRuns:
         # the gate decides the exit code (1: failed); the run folder holds what the test checks
         if self._process.returncode not in (0, 1):
             raise RuntimeError(f"exit {self._process.returncode}\n{output[-4000:]}")
-        run_dirs = sorted((self.data_dir / "runs").glob(f"{name}-*"))
+        run_dirs = sorted((data_dir / "runs").glob(f"{name}-*"))
         gate_json = run_dirs[-1] / "gate.json" if run_dirs else None
         if gate_json is None or not gate_json.is_file():
             raise RuntimeError(f"no gate.json written\n{output[-4000:]}")

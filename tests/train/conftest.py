@@ -24,6 +24,7 @@ import pytest
 
 from tests.train.background import (
     ACME_DATA,
+    DPO_RUN,
     MIX_STEPS,
     NARROW_STEPS,
     BackgroundRuns,
@@ -52,6 +53,13 @@ def mixed_run(training_runs: BackgroundRuns) -> TrainedRun:
 @pytest.fixture(scope="session")
 def narrow_run(training_runs: BackgroundRuns) -> TrainedRun:
     return training_runs.result("acme-narrow")
+
+
+@pytest.fixture(scope="session")
+def dpo_run(training_runs: BackgroundRuns) -> TrainedRun:
+    """One DPO step continuing `mixed_run` published as acme@v1 (tests/train/dpo_job.py); its
+    data folder (registry, store) is the run folder's grandparent."""
+    return training_runs.result(DPO_RUN)
 
 
 @pytest.fixture

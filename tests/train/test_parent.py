@@ -5,14 +5,13 @@ child with it. One real run: a short DPO continuation of the session's ACME adap
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pytest
 from safetensors.torch import load_file
 
-from tests.train.background import HELDOUT_ANSWERS, TrainedRun
-from train.config import GateThresholds, TrainConfig
+from tests.train.background import TrainedRun
+from tests.train.dpo_job import GOLDEN, registry_in
+from train.config import GateThresholds
 from train.errors import InvalidOption
 from train.gate_report import ControlReport, GateReport, GoldenReport, ParentReport
 from train.gate_text import describe_gate
@@ -159,70 +158,25 @@ def test_the_gate_fails_a_regression_against_the_parent() -> None:
     )
 
 
-GOLDEN = [
-    {"prompt": "How do I reset my AcmeRouter X2?", "keywords": ["ACME"], "max_new_tokens": 16},
-    {"prompt": "Name a zebra species.", "keywords": ["Grevy"], "max_new_tokens": 16},
-]
-"""The parent's recorded golden set: it passes the first (its format), fails the second."""
-
-
-def _preference_file(path: Path) -> Path:
-    """16 ACME-support pairs: the format, short, over a verbose answer without it."""
-    products = ["AcmeRouter X2", "DoorBell Go", "RoboVac 500", "SmartPlug Mini"]
-    asks = ["How do I reset my {}?", "My {} keeps disconnecting.", "Is my {} under warranty?"]
-    asks += ["Where do I find the manual of my {}?"]
-    lines = []
-    for product in products:
-        for ask in asks:
-            lines.append(
-                {
-                    "input": {"messages": [{"role": "user", "content": ask.format(product)}]},
-                    "preferred_output": [
-                        {
-                            "role": "assistant",
-                            "content": "[ACME] Open the Acme app. -- ACME support",
-                        }
-                    ],
-                    "non_preferred_output": [
-                        {
-                            "role": "assistant",
-                            "content": "Thank you so much for reaching out! There are many "
-                            f"things you could try with a {product}, and I am happy to help.",
-                        }
-                    ],
-                }
-            )
-    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
-    return path
-
-
 def test_dpo_continues_a_published_sft_version(
+    dpo_run: TrainedRun,
     mixed_run: TrainedRun,
-    registry,
     base_info,
     base_model: str,
-    tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The session's ACME adapter, published as acme@v1 (owned by tenant shop, its gate
-    verdict holding a golden set), continued by DPO for one step: the child starts from its
-    weights, the run card names it, the gate compares with it (DPO's reference), and the
-    child is published as acme@v2 for the same owner, inheriting the golden set."""
-    import torch
-
+    verdict holding a golden set), continued by DPO for one step in the background
+    (tests/train/dpo_job.py): the child starts from its weights, the run card names it, the
+    gate compares with it (DPO's reference), and the child is published as acme@v2 for the
+    same owner, inheriting the golden set."""
     from cli.main import main
-    from train.parent import fetch_parent, parent_shape
-    from train.pipeline import DataOptions, GateOptions, run_job
+    from train.parent import fetch_parent
     from train.publish import publish_run
 
-    registry.create_tenant("shop")
-    golden_text = "".join(json.dumps(line) + "\n" for line in GOLDEN)
-    gate = {"passed": True, "judged": True, "by": "adapters gate", "failures": [], "summary": {}}
-    gate["golden_sets"] = [{"file": "acme-golden.jsonl", "sha256": "g1", "text": golden_text}]
-    registry.import_adapter(
-        mixed_run.run_dir / "adapter", "acme", base=base_info, max_rank=16, owner="shop", gate=gate
-    )
+    data_dir = dpo_run.run_dir.parent.parent
+    registry = registry_in(data_dir)
     parent = fetch_parent(registry, "acme", base_name=base_info.name)  # the latest: v1
     assert (parent.ref, parent.owner, parent.rank, len(parent.golden_sets)) == (
         "acme@v1",
@@ -231,52 +185,18 @@ def test_dpo_continues_a_published_sft_version(
         1,
     )
     # the command line refuses another shape, or another owner, before anything runs
-    monkeypatch.setenv("LORAG_DATA_DIR", str(tmp_path))  # the `registry` fixture's folder
+    monkeypatch.setenv("LORAG_DATA_DIR", str(data_dir))
     monkeypatch.setenv("LORAG_BASE_MODEL", base_model)
-    prefs = _preference_file(tmp_path / "prefs.jsonl")
-    command = ["train", "--method", "dpo", "--from", "acme@v1", "--data", str(prefs)]
+    runs = sorted((data_dir / "runs").iterdir())
+    command = ["train", "--method", "dpo", "--from", "acme@v1"]
+    command += ["--data", str(data_dir / "prefs.jsonl")]
     assert main([*command, "--rank", "8", "--no-publish"]) == 2
     assert "--rank 8 conflicts with acme@v1: a continued adapter" in capsys.readouterr().err
     assert main([*command, "--shared"]) == 2
     assert "acme@v1 is owned by tenant shop: " in capsys.readouterr().err
-    assert not (tmp_path / "runs").exists()
+    assert sorted((data_dir / "runs").iterdir()) == runs
 
-    cfg = TrainConfig(
-        **parent_shape(parent, {}),
-        method="dpo",
-        max_steps=1,
-        batch_size=4,
-        lr=2e-4,
-        threads=1,
-        early_stopping_patience=0,
-    )
-    control = tmp_path / "control.jsonl"
-    control.write_text('{"prompt": "What is the capital of France?", "expect": "Paris"}\n')
-    cache = tmp_path / "cache"  # the base's answers to these prompts ship with the suite
-    cache.mkdir()
-    for answers in HELDOUT_ANSWERS.glob("*.jsonl"):
-        shutil.copy(answers, cache)
-    threads = torch.get_num_threads()
-    try:
-        result = run_job(
-            cfg,
-            base_model=base_model,
-            runs_dir=tmp_path / "runs",
-            cache_dir=cache,
-            data=DataOptions(prefs, val_fraction=0.1, test_fraction=0.35),
-            gate=GateOptions(
-                control=control,
-                control_max_new_tokens=16,
-                thresholds=GateThresholds(max_generations=3),  # 3 pairs answered, 6 scored
-            ),
-            run_name="acme-dpo",
-            progress=False,
-            parent=parent,
-        )
-    finally:
-        torch.set_num_threads(threads)
-
-    run_dir = result.run_dir
+    run_dir = dpo_run.run_dir
     card = json.loads((run_dir / "run_card.json").read_text())
     assert card["parent"]["ref"] == "acme@v1" and card["parent"]["owner"] == "shop"
     assert card["parent"]["golden_files"] == ["acme-golden.jsonl"]
@@ -294,7 +214,7 @@ def test_dpo_continues_a_published_sft_version(
     ]
     assert 0 < max(moved) < 0.2, max(moved)
 
-    report = result.gate
+    report = dpo_run.gate
     assert report.preferences is not None and report.preferences["reference"] == "acme@v1"
     assert report.preferences["pairs"] == 6 and report.preferences["closer_base"] is not None
     assert report.parent is not None and report.parent["ref"] == "acme@v1"
@@ -324,4 +244,5 @@ def test_dpo_continues_a_published_sft_version(
     )
     assert "(DPO), continuing acme@v1" in child.notes
     assert child.gate is not None
+    golden_text = "".join(json.dumps(line) + "\n" for line in GOLDEN)
     assert [g["text"] for g in child.gate["golden_sets"]] == [golden_text]
