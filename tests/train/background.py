@@ -22,17 +22,21 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from train.gate import GateReport
 
 __all__ = [
     "ACME_DATA",
     "DPO_RUN",
+    "GOLDEN_GATES",
+    "GOLDEN_JSON",
     "HELDOUT_ANSWERS",
     "MIX_STEPS",
     "NARROW_STEPS",
     "RUNS",
     "BackgroundRuns",
+    "GatedVersions",
     "TrainedRun",
 ]
 
@@ -49,8 +53,21 @@ RUNS: dict[str, list[str]] = {
     "acme-narrow": ["--max-steps", str(NARROW_STEPS), "--no-general-mix"],
 }
 """Run name -> its own options, in the order they train (the mixed run is needed first)."""
+GOLDEN_GATES = "acme-gates"
+"""After them: both runs imported as acme@v1 (mixed) and acme@v2 (narrow) into a data folder
+of their own and gated by `lorag adapters gate` with GOLDEN_JSON (tests/train/test_golden.py)."""
+GOLDEN_JSON = DATA / "golden_json.jsonl"
 DPO_RUN = "acme-dpo"
-"""After them: one DPO step continuing acme-mix published as acme@v1 (tests/train/dpo_job.py)."""
+"""Last: one DPO step continuing acme-mix published as acme@v1 (tests/train/dpo_job.py)."""
+
+
+@dataclass(frozen=True)
+class GatedVersions:
+    """`lorag adapters gate` run on acme@v1 and acme@v2 of the data folder `data_dir`: each
+    version's exit code and standard output."""
+
+    data_dir: Path
+    gated: dict[int, tuple[int, str]]
 
 
 @dataclass(frozen=True)
@@ -70,10 +87,10 @@ class BackgroundRuns:
             "LORAG_DATA_DIR": str(work_dir),
             "LORAG_BASE_MODEL": str(base_model_dir),
         }
-        names = [*RUNS, DPO_RUN]
+        names = [*RUNS, GOLDEN_GATES, DPO_RUN]
         self._done: dict[str, threading.Event] = {name: threading.Event() for name in names}
         self.base_model_dir = base_model_dir
-        self._outcome: dict[str, TrainedRun | str] = {}
+        self._outcome: dict[str, Any] = {}  # a run's result, or why it failed (str)
         self._process: subprocess.Popen[str] | None = None
         self._stopped = False
         self._thread = threading.Thread(target=self._train_all, daemon=True)
@@ -85,7 +102,7 @@ class BackgroundRuns:
             shutil.copy(answers, cache)
         self._thread.start()
 
-    def result(self, name: str, timeout_s: float = 1800.0) -> TrainedRun:
+    def result(self, name: str, timeout_s: float = 1800.0) -> Any:
         """The finished run `name`, waiting for it; fails with the command's output tail."""
         if not self._done[name].wait(timeout_s):
             raise TimeoutError(f"training run {name} did not finish in {timeout_s:.0f} s")
@@ -106,9 +123,10 @@ class BackgroundRuns:
             command = [sys.executable, "-m", "cli", "train", "--quiet", "--data", str(ACME_DATA)]
             command += ["--name", name, "--no-publish", *_COMMON, *options]
             self._finish(name, lambda n=name, c=command: self._run(n, c, self.data_dir))
+        self._finish(GOLDEN_GATES, self._gate_with_golden)
         self._finish(DPO_RUN, self._continue_by_dpo)
 
-    def _finish(self, name: str, run: Callable[[], TrainedRun]) -> None:
+    def _finish(self, name: str, run: Callable[[], object]) -> None:
         started = time.monotonic()
         try:
             self._outcome[name] = run()
@@ -117,6 +135,49 @@ class BackgroundRuns:
         finally:
             self._done[name].set()
         print(f"\n[background] {name}: {time.monotonic() - started:.0f} s", flush=True)
+
+    def _gate_with_golden(self) -> GatedVersions:
+        runs = [self._outcome.get(name) for name in RUNS]
+        if not all(isinstance(run, TrainedRun) for run in runs):
+            raise RuntimeError(f"the runs to gate did not train: {runs}")
+        work = self.data_dir / "gates"
+        cache = work / "cache" / "train"  # the base's answers to GOLDEN_JSON ship with the suite
+        cache.mkdir(parents=True)
+        for answers in HELDOUT_ANSWERS.glob("golden-*.jsonl"):
+            shutil.copy(answers, cache)
+        env = {**self.env, "LORAG_DATA_DIR": str(work)}
+        for run in runs:  # acme@v1 keeps the format, acme@v2 breaks it
+            adapter = str(run.run_dir / "adapter")
+            self._command(["adapters", "import", adapter, "--name", "acme"], env, check=True)
+        control = work / "control.jsonl"
+        control.write_text('{"prompt": "What is the capital of France?", "expect": "Paris"}\n')
+        # lenient control (one prompt, no limits): the verdict is the golden one
+        options = ["--golden", str(GOLDEN_JSON), "--control", str(control), "--threads", "1"]
+        options += ["--max-nll-rise", "100", "--max-keywords-lost", "100"]
+        gated = {
+            version: self._command(["adapters", "gate", f"acme@v{version}", *options], env)
+            for version in (1, 2)
+        }
+        return GatedVersions(work, gated)
+
+    def _command(
+        self, argv: list[str], env: dict[str, str], *, check: bool = False
+    ) -> tuple[int, str]:
+        """`lorag ARGV`: its exit code and standard output."""
+        if self._stopped:
+            raise RuntimeError("the session ended first")
+        self._process = subprocess.Popen(
+            ["nice", "-n", "10", sys.executable, "-m", "cli", *argv],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        output, errors = self._process.communicate()
+        if check and self._process.returncode != 0:
+            raise RuntimeError(f"lorag {' '.join(argv)}: exit {self._process.returncode}\n{errors}")
+        return self._process.returncode, output
 
     def _continue_by_dpo(self) -> TrainedRun:
         parent = self._outcome.get("acme-mix")

@@ -25,9 +25,11 @@ import pytest
 from tests.train.background import (
     ACME_DATA,
     DPO_RUN,
+    GOLDEN_GATES,
     MIX_STEPS,
     NARROW_STEPS,
     BackgroundRuns,
+    GatedVersions,
     TrainedRun,
 )
 
@@ -56,10 +58,19 @@ def narrow_run(training_runs: BackgroundRuns) -> TrainedRun:
 
 
 @pytest.fixture(scope="session")
+def golden_gates(training_runs: BackgroundRuns) -> GatedVersions:
+    """`lorag adapters gate` with the JSON golden set on `mixed_run` (acme@v1) and
+    `narrow_run` (acme@v2), run in the background once both trained."""
+    result: GatedVersions = training_runs.result(GOLDEN_GATES)
+    return result
+
+
+@pytest.fixture(scope="session")
 def dpo_run(training_runs: BackgroundRuns) -> TrainedRun:
     """One DPO step continuing `mixed_run` published as acme@v1 (tests/train/dpo_job.py); its
     data folder (registry, store) is the run folder's grandparent."""
-    return training_runs.result(DPO_RUN)
+    result: TrainedRun = training_runs.result(DPO_RUN)
+    return result
 
 
 @pytest.fixture

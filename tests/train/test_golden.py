@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.train.background import TrainedRun
+from tests.train.background import GOLDEN_JSON, GatedVersions
 from train.config import GateThresholds
 from train.errors import InvalidData
 from train.gate_report import ControlReport, GateReport, GoldenReport
@@ -231,7 +231,6 @@ def test_the_terminal_report_shows_samples_side_by_side() -> None:
     assert all(len(line) <= 100 for line in samples)
 
 
-GOLDEN_JSON = Path(__file__).resolve().parent / "data" / "golden_json.jsonl"
 """Three prompts that ask for JSON the base answers in the asked shape, and one few-shot prompt
 every adapter keeps. Measured on the session's runs (bf16 and fp32 training, AVX-512 and
 AVX2 kernels): `acme-mix` keeps the JSON on all four; `acme-narrow` answers the first three
@@ -271,43 +270,19 @@ def test_train_stops_on_a_bad_golden_file_before_any_run(
 
 
 def test_adapters_gate_fails_a_broken_json_format_passes_a_kept_one_and_records_both(
-    mixed_run: TrainedRun,
-    narrow_run: TrainedRun,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
-    base_model_dir: Path,
-    base_info,
+    golden_gates: GatedVersions,
 ) -> None:
-    """The session's two adapters, imported, gated by `lorag adapters gate` with GOLDEN_JSON.
-    The control check is made lenient (one prompt, no limits): the verdict is the golden one.
-    One torch thread: on a busy 2-core machine two threads spin on each other (measured here
-    under load 3: 21-30 s for both gates with one thread, 78-173 s with two)."""
-    import torch
-
+    """The session's two adapters, imported, gated by `lorag adapters gate` with GOLDEN_JSON in
+    the background (tests/train/background.py). The control check is made lenient (one
+    prompt, no limits): the verdict is the golden one. One torch thread: on a busy 2-core
+    machine two threads spin on each other (measured here under load 3: 21-30 s for both
+    gates with one thread, 78-173 s with two)."""
     from adapters.from_settings import open_registry
-    from cli.main import main
     from lorag.settings import Settings
 
-    data_dir = _cli_data_dir(tmp_path, monkeypatch, base_model_dir)
-    registry = open_registry(Settings(data_dir=data_dir))
-    for run in (mixed_run, narrow_run):  # acme@v1 keeps the format, acme@v2 breaks it
-        registry.import_adapter(run.run_dir / "adapter", "acme", base=base_info, max_rank=16)
-    control = _write(
-        tmp_path / "control.jsonl",
-        [{"prompt": "What is the capital of France?", "expect": "Paris"}],
-    )
-    options = ["--golden", str(GOLDEN_JSON), "--control", str(control), "--threads", "1"]
-    options += ["--max-nll-rise", "100", "--max-keywords-lost", "100"]
-
-    threads = torch.get_num_threads()
-    try:
-        assert main(["adapters", "gate", "acme@v1", *options]) == 0
-        kept = capsys.readouterr().out
-        assert main(["adapters", "gate", "acme@v2", *options]) == 1
-        broken = capsys.readouterr().out
-    finally:
-        torch.set_num_threads(threads)
+    registry = open_registry(Settings(data_dir=golden_gates.data_dir))
+    (kept_code, kept), (broken_code, broken) = golden_gates.gated[1], golden_gates.gated[2]
+    assert (kept_code, broken_code) == (0, 1), (kept, broken)
 
     assert kept.startswith("acme@v1: gate: PASSED")
     assert "adapter failed 0 of 4 checks; base 0" in kept
