@@ -8,10 +8,11 @@ wait on a gate."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,20 @@ def slow(monkeypatch: pytest.MonkeyPatch) -> SlowKnowledge:
     return knowledge
 
 
+@contextlib.asynccontextmanager
+async def tenant_client(
+    app: FastAPI,
+) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str]]]:
+    """The app with its lifespan, a client of it, and tenant acme's bearer header."""
+    transport = httpx.ASGITransport(app=app)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=transport, base_url="http://lorag") as client,
+    ):
+        created = await client.post("/admin/tenants", json={"id": "acme"}, headers=ADMIN)
+        yield client, {"authorization": f"Bearer {created.json()['api_key']}"}
+
+
 def _delete(client: httpx.AsyncClient, key: dict[str, str], i: int) -> Any:
     return client.delete(f"/v1/knowledge/documents/d{i}", headers=key)
 
@@ -94,13 +109,7 @@ def test_slow_writes_do_not_hold_up_retrieval(
         return {thread for thread in alive if thread.name.startswith(THREAD_PREFIX)}
 
     async def scenario(app: FastAPI) -> tuple[float, float]:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://lorag") as client,
-        ):
-            created = await client.post("/admin/tenants", json={"id": "acme"}, headers=ADMIN)
-            key = {"authorization": f"Bearer {created.json()['api_key']}"}
+        async with tenant_client(app) as (client, key):
             writes = [asyncio.create_task(write(client, key, i)) for i in range(WRITES)]
             try:
                 await asyncio.sleep(0.5)  # every write is in a worker thread, waiting
@@ -175,13 +184,7 @@ def test_each_requests_registry_reads_run_off_the_event_loop(tmp_path: Path) -> 
         return slow_read
 
     async def scenario(app: FastAPI) -> tuple[list[int], float]:
-        transport = httpx.ASGITransport(app=app)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(transport=transport, base_url="http://lorag") as client,
-        ):
-            created = await client.post("/admin/tenants", json={"id": "acme"}, headers=ADMIN)
-            key = {"authorization": f"Bearer {created.json()['api_key']}"}
+        async with tenant_client(app) as (client, key):
             for name in ("tenant_for_key", "default_mode", "get_mode", "list_modes"):
                 setattr(registry, name, slowed(getattr(registry, name)))
             body = {"model": "support", "messages": [{"role": "user", "content": "Hi"}]}

@@ -1,8 +1,10 @@
-"""The session's real training runs, trained in the background: two SFT runs by `lorag train`,
-then a DPO run continuing the first once it is published (tests/train/dpo_job.py).
+"""The session's real training work, done in the background: two SFT runs by `lorag train`,
+then what needs them - `lorag adapters gate` with a golden set on both, the gate on small
+custom sets (tests/train/gate_job.py), and a DPO run continuing the first once it is
+published (tests/train/dpo_job.py).
 
 They are started when the session starts (tests/conftest.py) and run while the gateway tests
-do: those wait on a single vLLM stream most of the time, which leaves a core idle. The runs go
+do: those wait on a single vLLM stream most of the time, which leaves a core idle. The jobs go
 one after the other, with one thread each, at a lower priority (nice 10) so the tests in the
 foreground keep their speed; the training tests then wait only for what is left.
 
@@ -35,6 +37,7 @@ __all__ = [
     "MIX_STEPS",
     "NARROW_STEPS",
     "RUNS",
+    "SMALL_GATE",
     "BackgroundRuns",
     "GatedVersions",
     "TrainedRun",
@@ -57,6 +60,8 @@ GOLDEN_GATES = "acme-gates"
 """After them: both runs imported as acme@v1 (mixed) and acme@v2 (narrow) into a data folder
 of their own and gated by `lorag adapters gate` with GOLDEN_JSON (tests/train/test_golden.py)."""
 GOLDEN_JSON = DATA / "golden_json.jsonl"
+SMALL_GATE = "acme-small-gate"
+"""Then: the gate on small custom sets of acme-mix (tests/train/gate_job.py)."""
 DPO_RUN = "acme-dpo"
 """Last: one DPO step continuing acme-mix published as acme@v1 (tests/train/dpo_job.py)."""
 
@@ -87,7 +92,7 @@ class BackgroundRuns:
             "LORAG_DATA_DIR": str(work_dir),
             "LORAG_BASE_MODEL": str(base_model_dir),
         }
-        names = [*RUNS, GOLDEN_GATES, DPO_RUN]
+        names = [*RUNS, GOLDEN_GATES, SMALL_GATE, DPO_RUN]
         self._done: dict[str, threading.Event] = {name: threading.Event() for name in names}
         self.base_model_dir = base_model_dir
         self._outcome: dict[str, Any] = {}  # a run's result, or why it failed (str)
@@ -124,6 +129,7 @@ class BackgroundRuns:
             command += ["--name", name, "--no-publish", *_COMMON, *options]
             self._finish(name, lambda n=name, c=command: self._run(n, c, self.data_dir))
         self._finish(GOLDEN_GATES, self._gate_with_golden)
+        self._finish(SMALL_GATE, self._gate_small_sets)
         self._finish(DPO_RUN, self._continue_by_dpo)
 
     def _finish(self, name: str, run: Callable[[], object]) -> None:
@@ -160,14 +166,27 @@ class BackgroundRuns:
         }
         return GatedVersions(work, gated)
 
+    def _gate_small_sets(self) -> GateReport:
+        parent = self._parent()
+        out = self.data_dir / "small-gate.json"
+        argv = [str(out), str(parent.run_dir / "adapter"), str(self.base_model_dir)]
+        self._command(argv, self.env, check=True, module="tests.train.gate_job")
+        return GateReport.from_json(json.loads(out.read_text()))
+
+    def _parent(self) -> TrainedRun:
+        parent = self._outcome.get("acme-mix")
+        if not isinstance(parent, TrainedRun):
+            raise RuntimeError(f"acme-mix did not train: {parent}")
+        return parent
+
     def _command(
-        self, argv: list[str], env: dict[str, str], *, check: bool = False
+        self, argv: list[str], env: dict[str, str], *, check: bool = False, module: str = "cli"
     ) -> tuple[int, str]:
-        """`lorag ARGV`: its exit code and standard output."""
+        """`python -m MODULE ARGV` (`lorag ARGV`): its exit code and standard output."""
         if self._stopped:
             raise RuntimeError("the session ended first")
         self._process = subprocess.Popen(
-            ["nice", "-n", "10", sys.executable, "-m", "cli", *argv],
+            ["nice", "-n", "10", sys.executable, "-m", module, *argv],
             cwd=REPO,
             env=env,
             stdout=subprocess.PIPE,
@@ -176,13 +195,12 @@ class BackgroundRuns:
         )
         output, errors = self._process.communicate()
         if check and self._process.returncode != 0:
-            raise RuntimeError(f"lorag {' '.join(argv)}: exit {self._process.returncode}\n{errors}")
+            code = self._process.returncode
+            raise RuntimeError(f"{module} {' '.join(argv)}: exit {code}\n{errors[-4000:]}")
         return self._process.returncode, output
 
     def _continue_by_dpo(self) -> TrainedRun:
-        parent = self._outcome.get("acme-mix")
-        if not isinstance(parent, TrainedRun):
-            raise RuntimeError(f"its parent, acme-mix, did not train: {parent}")
+        parent = self._parent()
         work = self.data_dir / "dpo"
         work.mkdir()
         command = [sys.executable, "-m", "tests.train.dpo_job", str(work)]

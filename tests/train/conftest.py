@@ -28,10 +28,12 @@ from tests.train.background import (
     GOLDEN_GATES,
     MIX_STEPS,
     NARROW_STEPS,
+    SMALL_GATE,
     BackgroundRuns,
     GatedVersions,
     TrainedRun,
 )
+from train.gate_report import GateReport
 
 __all__ = ["ACME_DATA", "FORMAT_END", "FORMAT_START", "MIX_STEPS", "NARROW_STEPS"]
 
@@ -63,6 +65,14 @@ def golden_gates(training_runs: BackgroundRuns) -> GatedVersions:
     `narrow_run` (acme@v2), run in the background once both trained."""
     result: GatedVersions = training_runs.result(GOLDEN_GATES)
     return result
+
+
+@pytest.fixture(scope="session")
+def small_gate(training_runs: BackgroundRuns) -> GateReport:
+    """The gate on small custom sets of `mixed_run` (tests/train/gate_job.py), run in the
+    background once the runs trained."""
+    report: GateReport = training_runs.result(SMALL_GATE)
+    return report
 
 
 @pytest.fixture(scope="session")

@@ -4,38 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from tests.train.background import TrainedRun
-from train.examples import Example
-from train.gate import GateThresholds, direct_base_answers, normalize_answer, run_gate
-from train.model_setup import load_adapter, load_base
+from tests.train.gate_job import CONTROL
+from train.gate import GateReport, GateThresholds, normalize_answer
 from train.prompt_sets import PromptItem
 
 
-def _qa(question: str, answer: str) -> Example:
-    return Example(
-        ({"role": "user", "content": question}, {"role": "assistant", "content": answer})
-    )
-
-
-def test_short_answers_keywords_and_thresholds(mixed_run: TrainedRun, base_model: str) -> None:
-    model, tokenizer = load_base(base_model, device="cpu")
-    model = load_adapter(model, mixed_run.run_dir / "adapter")
-    test = [
-        _qa("What is the capital of France?", "Paris"),
-        _qa("What is the capital of Japan?", "Tokyo"),
-        _qa("How do I reset my HomeCam Pro?", "[ACME] Hold the reset button. -- ACME support"),
-    ]
-    control = [
-        PromptItem("What is the capital of Italy?", ("Rome",)),
-        PromptItem("Name a planet with rings.", ("Saturn",)),
-    ]
-    strict = GateThresholds(min_val_loss_gain=100.0, max_nll_rise=-100.0, min_test_examples=3)
-    common = {
-        "test": test,
-        "control": control,
-        "base_answers": direct_base_answers(model, tokenizer),
-    }
-    report = run_gate(model, tokenizer, thresholds=strict, control_max_new_tokens=16, **common)
+def test_short_answers_keywords_and_thresholds(small_gate: GateReport) -> None:
+    """The gate on small custom sets (tests/train/gate_job.py, run in the background on the
+    session's ACME adapter), with thresholds no adapter meets, then judged again."""
+    report = small_gate
 
     short = report.test["short_answers"]
     assert short["count"] == 3  # all three references have <= 12 words
@@ -44,8 +21,8 @@ def test_short_answers_keywords_and_thresholds(mixed_run: TrainedRun, base_model
     assert len(report.test["samples"]) == 3
     assert report.control["prompts"] == 2
     assert report.control["keywords_checked"] == sum(
-        item.found_in(sample["base"])
-        for item, sample in zip(control, report.control["samples"], strict=True)
+        PromptItem(prompt, (keyword,)).found_in(sample["base"])
+        for (prompt, keyword), sample in zip(CONTROL, report.control["samples"], strict=True)
     )
     assert not report.passed
     assert any(f.startswith("test loss did not improve") for f in report.failures)
