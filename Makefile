@@ -58,9 +58,10 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-# pip installs without byte-compiling (serially, ~2 min on a slow 2-core machine); the linters
-# use one core, so the byte-compiling runs beside them on every core, and is done (or skipped:
-# nothing changed) before the tests start their processes
+# the install writes no bytecode (uv never does; pip is told not to: serially it takes minutes
+# on a slow 2-core machine); the linters use one core, so the byte-compiling runs beside them
+# on every core, and is done (or skipped: nothing changed) before the tests start their
+# processes
 test: $(STAMP)
 	$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 & compiling=$$!; \
 	$(VENV)/bin/ruff check . && $(VENV)/bin/lint-imports && $(VENV)/bin/mypy; status=$$?; \
