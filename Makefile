@@ -58,14 +58,23 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 	$(VENV)/bin/mypy
 
-# the install writes no bytecode (uv never does; pip is told not to: serially it takes minutes
-# on a slow 2-core machine); the linters use one core, so the byte-compiling runs beside them
-# on every core, and is done (or skipped: nothing changed) before the tests start their
-# processes
+# Bytecode: the install writes none (uv never does; pip is told not to), and a machine may set
+# PYTHONDONTWRITEBYTECODE, with which every test process (vLLM at each start, the gateways, each
+# training run) would compile again every module it imports. The tests write it instead, once
+# per module; the libraries' modules they import are compiled beside the linters, which use
+# one core (importing them: a few thousand files, not the whole environment's 28,000); the
+# bundled model is converted for the tests (once) on the core mypy leaves
+WARM_IMPORTS := import torch, transformers, peft, sentence_transformers, fastapi, uvicorn, \
+	httpx, aiohttp, psycopg, openai, gguf, qdrant_client, qdrant_edge, hypothesis, \
+	schemathesis, langchain_openai, llama_index.llms.openai_like, agents, \
+	vllm.entrypoints.openai.api_server, vllm.v1.engine.core, vllm.model_executor.models.llama, \
+	transformers.models.llama.modeling_llama, transformers.models.bert.modeling_bert, cli.main
+test: export PYTHONDONTWRITEBYTECODE :=
 test: $(STAMP)
-	$(PY) -m compileall -q -j 0 $(VENV)/lib >/dev/null 2>&1 & compiling=$$!; \
+	$(PY) -c "$(WARM_IMPORTS)" >/dev/null 2>&1 & warming=$$!; \
+	LORAG_DATA_DIR=.lorag $(VENV)/bin/lorag models prepare >/dev/null 2>&1 & preparing=$$!; \
 	$(VENV)/bin/ruff check . && $(VENV)/bin/lint-imports && $(VENV)/bin/mypy; status=$$?; \
-	wait $$compiling; exit $$status
+	wait $$warming $$preparing; exit $$status
 	$(VENV)/bin/pytest --durations=15 $(PYTEST_ARGS)
 
 bench: $(STAMP)

@@ -55,7 +55,9 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-TRAINED_RUNS = frozenset({"mixed_run", "narrow_run", "golden_gates", "small_gate", "dpo_run"})
+TRAINED_RUNS = frozenset(
+    {"mixed_run", "narrow_run", "golden_gates", "small_gate", "dpo_run", "resumed_runs"}
+)
 """The fixtures that need the session's training runs (tests/train/conftest.py)."""
 
 

@@ -1,4 +1,4 @@
-"""DPO on preference pairs: one loop, read it top to bottom (the SFT loop is `train.trainer`).
+"""DPO on preference pairs: data, reference and loss; the loop is `train.loop`, shared with SFT.
 
 Usage (the CLI prepares the pairs and the run folder, then calls `train_dpo`):
 
@@ -25,34 +25,23 @@ takes about as long as an SFT step of 8 examples; see docs/benchmarks.md.
 from __future__ import annotations
 
 import json
-import math
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
-from tqdm import tqdm
 
-from train.checkpoints import (
-    TrainState,
-    latest_checkpoint,
-    load_checkpoint,
-    prune_checkpoints,
-    save_adapter,
-    save_checkpoint,
-)
+from train.checkpoints import TrainState, latest_checkpoint, load_checkpoint
 from train.config import TrainConfig
 from train.dpo import answer_logps, dpo_loss, encode_pair, pair_logps
 from train.encoding import collate
-from train.errors import InvalidOption, TrainingFailed
+from train.errors import InvalidOption
 from train.inference import autocast_context
-from train.model_setup import load_base, pick_device, resolve_precision, resolve_quantization
+from train.loop import Evaluation, MicroBatch, TrainResult, begin, finish, optimize
+from train.model_setup import load_base
 from train.parent import read_parent, start_lora
 from train.preferences import PreferencePair, read_pairs
-from train.run_card import device_description, library_versions, plot_losses, update_run_card
-from train.trainer import TrainResult, epoch_order, lr_at
 
 __all__ = ["train_dpo"]
 
@@ -91,16 +80,8 @@ def train_dpo(
     cfg: TrainConfig, run_dir: Path, base_model: str, *, progress: bool = True
 ) -> TrainResult:
     """Train (or resume) a DPO adapter and write it; see the module docstring."""
-    started = time.monotonic()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    torch.manual_seed(cfg.seed)
-    device = pick_device(cfg.device)
-    quantization = resolve_quantization(cfg.quantization, device)
-    precision = resolve_precision(cfg.precision, device)
-    (run_dir / "config.json").write_text(
-        json.dumps({"base_model": base_model, "train": cfg.to_json()}, indent=2)
-    )
+    hardware = begin(cfg, run_dir, base_model)
+    device, precision = hardware.device, hardware.precision.value
 
     # data, and the starting model: the base (no LoRA yet) or the parent's weights
     train_pairs = read_pairs(run_dir / "data" / "train.jsonl")
@@ -108,7 +89,7 @@ def train_dpo(
     model, tokenizer = load_base(
         base_model,
         device=device,
-        quantization=quantization,
+        quantization=hardware.quantization,
         gradient_checkpointing=cfg.gradient_checkpointing,
     )
     model.config.use_cache = False
@@ -116,12 +97,7 @@ def train_dpo(
     if parent is not None:
         model = start_lora(model, cfg, run_dir)
     reference = _reference_logps(
-        run_dir,
-        model,
-        tokenizer,
-        {"train": train_pairs, "validation": val_pairs},
-        cfg,
-        precision.value,
+        run_dir, model, tokenizer, {"train": train_pairs, "validation": val_pairs}, cfg, precision
     )
     encoded = []  # (preferred, non-preferred, reference log-probs) of each usable train pair
     for pair, ref in zip(train_pairs, reference["train"], strict=True):
@@ -143,19 +119,29 @@ def train_dpo(
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = TrainState() if checkpoint is None else load_checkpoint(checkpoint, optimizer)
-
-    micro_batches = math.ceil(len(encoded) / cfg.batch_size)
-    steps_per_epoch = max(1, micro_batches // cfg.grad_accum)
-    total_steps = steps_per_epoch * cfg.epochs
-    if cfg.max_steps is not None:
-        total_steps = min(total_steps, cfg.max_steps)
     pad_id = tokenizer.pad_token_id
-    log_path = run_dir / "log.jsonl"
-    if checkpoint is None:
-        log_path.unlink(missing_ok=True)
 
-    def evaluate() -> tuple[float, float] | None:
-        """(mean DPO loss, preference accuracy) on the validation pairs."""
+    def micro_batch(indices: list[int]) -> MicroBatch:
+        """Both answers of each pair in one forward pass, scored, and the DPO loss."""
+        items = [encoded[i] for i in indices]
+        rows = [preferred for preferred, _, _ in items]
+        rows += [non_preferred for _, non_preferred, _ in items]
+        batch = {k: v.to(device) for k, v in collate(rows, pad_id).items()}
+        ref = torch.tensor([r for _, _, r in items], device=device)
+        with autocast_context(device, precision):
+            logps = answer_logps(model, batch)
+        count = len(items)
+        losses, margins = dpo_loss(logps[:count], logps[count:], ref[:, 0], ref[:, 1], cfg.beta)
+        loss = losses.mean()
+        if cfg.sft_weight:  # + the preferred answers' mean NLL per token
+            tokens = sum(preferred.trained_tokens for preferred, _, _ in items)
+            loss = loss - cfg.sft_weight * logps[:count].sum() / tokens
+        (loss / cfg.grad_accum).backward()
+        tallies = {"correct": float((margins > 0).sum()), "pairs": float(count)}
+        return MicroBatch(float(loss.detach()), int(batch["attention_mask"].sum()), tallies)
+
+    def evaluate() -> Evaluation | None:
+        """The validation pairs' mean DPO loss and preference accuracy."""
         if not val_pairs:
             return None
         scores = pair_logps(
@@ -164,165 +150,45 @@ def train_dpo(
             val_pairs,
             max_len=cfg.max_seq_len,
             batch_size=cfg.batch_size,
-            precision=precision.value,
+            precision=precision,
         )
         policy, ref = torch.tensor(scores), torch.tensor(reference["validation"])
         losses, margins = dpo_loss(policy[:, 0], policy[:, 1], ref[:, 0], ref[:, 1], cfg.beta)
-        return float(losses.mean()), float((margins > 0).float().mean())
+        loss, accuracy = float(losses.mean()), float((margins > 0).float().mean())
+        text = f"validation DPO loss {loss:.4f}, accuracy {accuracy:.0%}"
+        return Evaluation(loss, {"val_accuracy": accuracy}, text)
 
-    def log(row: dict[str, float]) -> None:
-        state.history.append(row)
-        with log_path.open("a") as handle:
-            handle.write(json.dumps(row) + "\n")
-
-    model.train()
-    bar = tqdm(total=total_steps, initial=state.step, desc="training (dpo)", disable=not progress)
-    window_start, window_tokens = time.monotonic(), 0
-    while state.step < total_steps and not state.stopped_early:
-        step_started = time.monotonic()
-        epoch, slot = divmod(state.step, steps_per_epoch)
-        order = epoch_order(len(encoded), cfg.seed, epoch)
-        lr = lr_at(state.step, total_steps, cfg)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-
-        # one optimizer step = grad_accum micro-batches of pairs
-        step_loss, step_correct, step_pairs, step_tokens = 0.0, 0, 0, 0
-        for micro in range(cfg.grad_accum):
-            first = (slot * cfg.grad_accum + micro) * cfg.batch_size
-            items = [encoded[i] for i in order[first : first + cfg.batch_size]]
-            if not items:
-                continue
-            rows = [preferred for preferred, _, _ in items]
-            rows += [non_preferred for _, non_preferred, _ in items]
-            batch = {k: v.to(device) for k, v in collate(rows, pad_id).items()}
-            ref = torch.tensor([r for _, _, r in items], device=device)
-            with autocast_context(device, precision.value):
-                logps = answer_logps(model, batch)
-            count = len(items)
-            losses, margins = dpo_loss(logps[:count], logps[count:], ref[:, 0], ref[:, 1], cfg.beta)
-            loss = losses.mean()
-            if cfg.sft_weight:  # + the preferred answers' mean NLL per token
-                tokens = sum(preferred.trained_tokens for preferred, _, _ in items)
-                loss = loss - cfg.sft_weight * logps[:count].sum() / tokens
-            (loss / cfg.grad_accum).backward()
-            step_loss += float(loss.detach()) / cfg.grad_accum
-            step_correct += int((margins > 0).sum())
-            step_pairs += count
-            step_tokens += int(batch["attention_mask"].sum())
-        if not math.isfinite(step_loss):
-            raise TrainingFailed(f"loss became {step_loss} at step {state.step + 1}; lower --lr")
-        if cfg.max_grad_norm > 0:
-            torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm)
-        optimizer.step()
-        optimizer.zero_grad(set_to_none=True)
-
-        # bookkeeping and log
-        state.step += 1
-        state.tokens_seen += step_tokens
-        state.train_seconds += time.monotonic() - step_started
-        window_tokens += step_tokens
-        tokens_per_s = window_tokens / max(time.monotonic() - window_start, 1e-9)
-        accuracy = step_correct / max(step_pairs, 1)
-        log(
-            {
-                "step": state.step,
-                "epoch": epoch + 1,
-                "loss": step_loss,
-                "accuracy": accuracy,
-                "lr": lr,
-                "tokens": step_tokens,
-                "tokens_per_s": round(tokens_per_s, 1),
-            }
-        )
-        bar.set_postfix(loss=f"{step_loss:.3f}", acc=f"{accuracy:.2f}", lr=f"{lr:.1e}")
-        bar.update(1)
-
-        # evaluation and early stopping
-        end_of_epoch = state.step % steps_per_epoch == 0
-        last = state.step == total_steps
-        if end_of_epoch or last or (cfg.eval_every and state.step % cfg.eval_every == 0):
-            measured = evaluate()
-            if measured is not None:
-                val_loss, val_accuracy = measured
-                log({"step": state.step, "val_loss": val_loss, "val_accuracy": val_accuracy})
-                bar.write(
-                    f"step {state.step}: validation DPO loss {val_loss:.4f}, "
-                    f"accuracy {val_accuracy:.0%}"
-                )
-                if state.best_val_loss is None or val_loss < state.best_val_loss:
-                    state.best_val_loss, state.best_step = val_loss, state.step
-                    state.evals_without_improvement = 0
-                    save_adapter(model, run_dir / "best")
-                else:
-                    state.evals_without_improvement += 1
-                    patience = cfg.early_stopping_patience
-                    if patience and state.evals_without_improvement >= patience:
-                        state.stopped_early = True
-                        bar.write(f"early stop: no improvement in {patience} evaluations")
-            window_start, window_tokens = time.monotonic(), 0
-
-        # checkpoint
-        if (
-            end_of_epoch
-            or last
-            or state.stopped_early
-            or (cfg.save_every and state.step % cfg.save_every == 0)
-        ):
-            save_checkpoint(run_dir, model, optimizer, state)
-            prune_checkpoints(run_dir, cfg.keep_checkpoints)
-    bar.close()
-
-    # the result: the best adapter by validation loss, else the last weights
-    adapter_dir = run_dir / "adapter"
-    best = run_dir / "best"
-    if cfg.restore_best and state.best_step is not None and best.is_dir():
-        set_peft_model_state_dict(model, load_file(best / "adapter_model.safetensors"))
-    save_adapter(model, adapter_dir)
-    losses_seen = [row["loss"] for row in state.history if "loss" in row]
+    schedule = optimize(
+        cfg,
+        run_dir,
+        model=model,
+        optimizer=optimizer,
+        state=state,
+        resumed=checkpoint is not None,
+        examples=len(encoded),
+        micro_batch=micro_batch,
+        evaluate=evaluate,
+        step_measures=lambda t: {"accuracy": t.get("correct", 0.0) / max(t.get("pairs", 0.0), 1)},
+        desc="training (dpo)",
+        progress=progress,
+    )
     val_rows = [row for row in state.history if "val_accuracy" in row]
     best_row = next((r for r in val_rows if r["step"] == state.best_step), None)
-    result = TrainResult(
-        run_dir=run_dir,
-        adapter_dir=adapter_dir,
-        steps=state.step,
-        total_steps=total_steps,
-        best_val_loss=state.best_val_loss,
-        best_step=state.best_step,
-        final_train_loss=losses_seen[-1] if losses_seen else None,
-        stopped_early=state.stopped_early,
-        tokens_seen=state.tokens_seen,
-        train_seconds=round(state.train_seconds, 2),
-    )
-    plot_losses(state.history, run_dir / "loss.png", title=f"{run_dir.name} (DPO, {base_model})")
-    update_run_card(
+    return finish(
+        cfg,
         run_dir,
-        run_id=run_dir.name,
+        model=model,
+        state=state,
+        schedule=schedule,
+        hardware=hardware,
         base_model=base_model,
-        hyperparameters=cfg.to_json(),
-        metrics={
+        title=f"DPO, {base_model}",
+        first_metrics={
             "method": "dpo",
             "reference": parent.ref if parent is not None else "base",
-            "steps": result.steps,
-            "total_steps": total_steps,
-            "steps_per_epoch": steps_per_epoch,
-            "final_train_loss": result.final_train_loss,
-            "best_val_loss": result.best_val_loss,
+        },
+        metrics={
             "best_val_accuracy": best_row["val_accuracy"] if best_row else None,
-            "best_step": result.best_step,
-            "stopped_early": result.stopped_early,
-            "tokens_seen": result.tokens_seen,
-            "tokens_per_s": round(result.tokens_seen / max(result.train_seconds, 1e-9), 1),
             "train_pairs_dropped": dropped,
         },
-        device={
-            "device": device_description(device),
-            "quantization": quantization,
-            "precision": precision.value,
-            "precision_reason": precision.reason,
-        },
-        libraries=library_versions(),
-        train_seconds=result.train_seconds,
-        duration_s=round(time.monotonic() - started, 2),
     )
-    return result

@@ -155,14 +155,10 @@ def start_run(
         mixed = general_mix_examples(prompts, answers, limit=limit, seed=cfg.seed)
         prepared.train.extend(mixed)
         prepared.summary.general_mixed = len(mixed)
-    run_dir = runs_dir / run_id
-    if run_dir.exists():
-        raise InvalidOption(f"run folder {run_dir} already exists", param="run_id")
-    write_examples(run_dir / "data" / "train.jsonl", prepared.train)
-    write_examples(run_dir / "data" / "validation.jsonl", prepared.validation)
-    write_examples(run_dir / "data" / "test.jsonl", prepared.test)
-    update_run_card(run_dir, run_id=run_id, data=prepared.summary.to_json())
-    _keep_parent(run_dir, parent)
+    splits = {"train": prepared.train, "validation": prepared.validation, "test": prepared.test}
+    run_dir = _new_run_folder(
+        runs_dir, run_id, write_examples, splits, prepared.summary.to_json(), parent
+    )
     return run_dir, prepared
 
 
@@ -182,21 +178,32 @@ def start_dpo_run(
         test_fraction=options.test_fraction,
         seed=cfg.seed,
     )
-    run_dir = runs_dir / run_id
-    if run_dir.exists():
-        raise InvalidOption(f"run folder {run_dir} already exists", param="run_id")
-    write_pairs(run_dir / "data" / "train.jsonl", prepared.train)
-    write_pairs(run_dir / "data" / "validation.jsonl", prepared.validation)
-    write_pairs(run_dir / "data" / "test.jsonl", prepared.test)
-    update_run_card(run_dir, run_id=run_id, data=prepared.summary.to_json())
-    _keep_parent(run_dir, parent)
+    splits = {"train": prepared.train, "validation": prepared.validation, "test": prepared.test}
+    run_dir = _new_run_folder(
+        runs_dir, run_id, write_pairs, splits, prepared.summary.to_json(), parent
+    )
     return run_dir, prepared
 
 
-def _keep_parent(run_dir: Path, parent: ParentVersion | None) -> None:
-    """The parent's files in the run folder and its section in the run card."""
+def _new_run_folder(
+    runs_dir: Path,
+    run_id: str,
+    write: Callable[[Path, Any], object],
+    splits: dict[str, Any],
+    summary: dict[str, Any],
+    parent: ParentVersion | None,
+) -> Path:
+    """The run folder: each split in data/<name>.jsonl, the data's summary in the run card,
+    and the parent's files and section, if any."""
+    run_dir = runs_dir / run_id
+    if run_dir.exists():
+        raise InvalidOption(f"run folder {run_dir} already exists", param="run_id")
+    for name, rows in splits.items():
+        write(run_dir / "data" / f"{name}.jsonl", rows)
+    update_run_card(run_dir, run_id=run_id, data=summary)
     if parent is not None:
         update_run_card(run_dir, parent=save_parent(run_dir, parent))
+    return run_dir
 
 
 def gate_run(

@@ -80,13 +80,42 @@ def at_once(calls: dict[str, Callable[[], object]]) -> dict[str, object]:
     return {name: future.exception() or future.result() for name, future in futures.items()}
 
 
-def every_mode_at_once(
+def every_mode(
     requests: Callable[[str], dict[str, Callable[[], object]]],
-) -> dict[str, object]:
-    """`at_once` over `requests(mode)` for every mode, named `feature/mode`."""
-    return at_once(
-        {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
-    )
+) -> dict[str, Callable[[], object]]:
+    """`requests(mode)` for every mode, named `feature/mode`."""
+    return {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
+
+
+Batch = Callable[["Clients"], dict[str, Callable[[], object]]]
+_BATCHES: dict[str, Batch] = {}
+
+
+def batched(module: str) -> Callable[[Batch], Batch]:
+    """Register a client module's requests (`calls(clients)`: name -> call). The first module
+    that needs its outcomes sends every registered module's requests at once - one vLLM batch
+    for all the client libraries instead of one per library - and each reads its own."""
+
+    def register(calls: Batch) -> Batch:
+        _BATCHES[module] = calls
+        return calls
+
+    return register
+
+
+@pytest.fixture(scope="session")
+def all_outcomes(clients: Clients) -> dict[str, dict[str, object]]:
+    """Each registered module's outcomes (`at_once`), by module."""
+    every = {
+        f"{module}:{name}": call
+        for module, calls in _BATCHES.items()
+        for name, call in calls(clients).items()
+    }
+    outcomes: dict[str, dict[str, object]] = {module: {} for module in _BATCHES}
+    for key, outcome in at_once(every).items():
+        module, name = key.split(":", 1)
+        outcomes[module][name] = outcome
+    return outcomes
 
 
 def answered(outcomes: dict[str, object], name: str) -> Any:

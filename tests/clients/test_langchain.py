@@ -12,7 +12,7 @@ from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
 from ingest.embedding import BUNDLED_MODEL_NAME
-from tests.clients.conftest import Capital, Clients, answered, each_mode, every_mode_at_once
+from tests.clients.conftest import Capital, Clients, answered, batched, each_mode, every_mode
 
 QUESTION = "Where is the Quentaro kettle made?"
 
@@ -34,9 +34,9 @@ def chat(clients: Clients, mode: str, max_tokens: int = 16) -> ChatOpenAI:
     )
 
 
-@pytest.fixture(scope="module")
-def outcomes(clients: Clients) -> dict[str, object]:
-    """Every feature's request in every mode, sent at once (`at_once`)."""
+@batched("langchain")
+def calls(clients: Clients) -> dict[str, Callable[[], object]]:
+    """Every feature's request in every mode (sent with the other clients' at once)."""
 
     def requests(mode: str) -> dict[str, Callable[[], object]]:
         llm = chat(clients, mode)
@@ -53,7 +53,12 @@ def outcomes(clients: Clients) -> dict[str, object]:
             "structured": lambda: structured.invoke("What is the capital of France?"),
         }
 
-    return every_mode_at_once(requests)
+    return every_mode(requests)
+
+
+@pytest.fixture(scope="module")
+def outcomes(all_outcomes: dict[str, dict[str, object]]) -> dict[str, object]:
+    return all_outcomes["langchain"]
 
 
 def test_invoke_and_stream_give_the_same_answer(outcomes: dict[str, object]) -> None:

@@ -17,8 +17,9 @@ from tests.clients.conftest import (
     Capital,
     Clients,
     answered,
+    batched,
     each_mode,
-    every_mode_at_once,
+    every_mode,
 )
 
 QUESTION = [ChatMessage(role="user", content="Where is the Quentaro kettle made?")]
@@ -46,9 +47,9 @@ def llm(clients: Clients, mode: str, max_tokens: int = 16) -> OpenAILike:
     )
 
 
-@pytest.fixture(scope="module")
-def outcomes(clients: Clients) -> dict[str, object]:
-    """Every feature's request in every mode, sent at once (`at_once`)."""
+@batched("llamaindex")
+def calls(clients: Clients) -> dict[str, Callable[[], object]]:
+    """Every feature's request in every mode (sent with the other clients' at once)."""
 
     def requests(mode: str) -> dict[str, Callable[[], object]]:
         client, longer = llm(clients, mode), llm(clients, mode, max_tokens=48)
@@ -63,7 +64,12 @@ def outcomes(clients: Clients) -> dict[str, object]:
             ),
         }
 
-    return every_mode_at_once(requests)
+    return every_mode(requests)
+
+
+@pytest.fixture(scope="module")
+def outcomes(all_outcomes: dict[str, dict[str, object]]) -> dict[str, object]:
+    return all_outcomes["llamaindex"]
 
 
 def test_chat_and_stream_chat_give_the_same_answer(outcomes: dict[str, object]) -> None:

@@ -15,13 +15,13 @@ import pytest
 
 from tests.clients.conftest import (
     CITY_SCHEMA,
-    MODES,
     RETRIEVAL_MODES,
     WEATHER_TOOL,
     Clients,
     answered,
-    at_once,
+    batched,
     each_mode,
+    every_mode,
 )
 
 WEATHER_QUESTION = [{"role": "user", "content": "What is the weather in Paris?"}]
@@ -51,8 +51,9 @@ PLACE_FORMAT = {
 CAPITAL_QUESTION = 'Give the capital of France as a JSON object with the key "capital".'
 
 
-@pytest.fixture(scope="module")
-def outcomes(clients: Clients) -> dict[str, object]:
+@batched("openai")
+def calls(clients: Clients) -> dict[str, Callable[[], object]]:
+    """Every feature's request in every mode (sent with the other clients' at once)."""
     sdk = openai.OpenAI(base_url=clients.url, api_key=clients.key, max_retries=0)
     chat = sdk.chat.completions
 
@@ -126,11 +127,16 @@ def outcomes(clients: Clients) -> dict[str, object]:
             )
         return calls
 
-    every = {f"{name}/{mode}": call for mode in MODES for name, call in requests(mode).items()}
+    every = every_mode(requests)
     every["stateful"] = lambda: sdk.responses.create(
         model="plain", input="And then?", previous_response_id="resp_1"
     )
-    return at_once(every)
+    return every
+
+
+@pytest.fixture(scope="module")
+def outcomes(all_outcomes: dict[str, dict[str, object]]) -> dict[str, object]:
+    return all_outcomes["openai"]
 
 
 def weather_city(arguments: str) -> str:

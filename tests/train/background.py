@@ -1,7 +1,7 @@
 """The session's real training work, done in the background: two SFT runs by `lorag train`,
 then what needs them - `lorag adapters gate` with a golden set on both, the gate on small
-custom sets (tests/train/gate_job.py), and a DPO run continuing the first once it is
-published (tests/train/dpo_job.py).
+custom sets (tests/train/gate_job.py), a DPO run continuing the first once it is published
+(tests/train/dpo_job.py) - and a short run stopped and resumed (tests/train/resume_job.py).
 
 They are started when the session starts (tests/conftest.py) and run while the gateway tests
 do: those wait on a single vLLM stream most of the time, which leaves a core idle. The jobs go
@@ -36,6 +36,7 @@ __all__ = [
     "HELDOUT_ANSWERS",
     "MIX_STEPS",
     "NARROW_STEPS",
+    "RESUMED_RUN",
     "RUNS",
     "SMALL_GATE",
     "BackgroundRuns",
@@ -62,6 +63,8 @@ of their own and gated by `lorag adapters gate` with GOLDEN_JSON (tests/train/te
 GOLDEN_JSON = DATA / "golden_json.jsonl"
 SMALL_GATE = "acme-small-gate"
 """Then: the gate on small custom sets of acme-mix (tests/train/gate_job.py)."""
+RESUMED_RUN = "resume"
+"""Last: training stopped after step 2 and resumed (tests/train/resume_job.py)."""
 DPO_RUN = "acme-dpo"
 """Last: one DPO step continuing acme-mix published as acme@v1 (tests/train/dpo_job.py)."""
 
@@ -92,7 +95,7 @@ class BackgroundRuns:
             "LORAG_DATA_DIR": str(work_dir),
             "LORAG_BASE_MODEL": str(base_model_dir),
         }
-        names = [*RUNS, GOLDEN_GATES, SMALL_GATE, DPO_RUN]
+        names = [*RUNS, GOLDEN_GATES, SMALL_GATE, DPO_RUN, RESUMED_RUN]
         self._done: dict[str, threading.Event] = {name: threading.Event() for name in names}
         self.base_model_dir = base_model_dir
         self._outcome: dict[str, Any] = {}  # a run's result, or why it failed (str)
@@ -131,6 +134,7 @@ class BackgroundRuns:
         self._finish(GOLDEN_GATES, self._gate_with_golden)
         self._finish(SMALL_GATE, self._gate_small_sets)
         self._finish(DPO_RUN, self._continue_by_dpo)
+        self._finish(RESUMED_RUN, self._stop_and_resume)
 
     def _finish(self, name: str, run: Callable[[], object]) -> None:
         started = time.monotonic()
@@ -172,6 +176,12 @@ class BackgroundRuns:
         argv = [str(out), str(parent.run_dir / "adapter"), str(self.base_model_dir)]
         self._command(argv, self.env, check=True, module="tests.train.gate_job")
         return GateReport.from_json(json.loads(out.read_text()))
+
+    def _stop_and_resume(self) -> Path:
+        work = self.data_dir / "resume"
+        argv = [str(work), str(self.base_model_dir)]
+        self._command(argv, self.env, check=True, module="tests.train.resume_job")
+        return work
 
     def _parent(self) -> TrainedRun:
         parent = self._outcome.get("acme-mix")

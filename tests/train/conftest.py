@@ -28,6 +28,7 @@ from tests.train.background import (
     GOLDEN_GATES,
     MIX_STEPS,
     NARROW_STEPS,
+    RESUMED_RUN,
     SMALL_GATE,
     BackgroundRuns,
     GatedVersions,
@@ -73,6 +74,14 @@ def small_gate(training_runs: BackgroundRuns) -> GateReport:
     background once the runs trained."""
     report: GateReport = training_runs.result(SMALL_GATE)
     return report
+
+
+@pytest.fixture(scope="session")
+def resumed_runs(training_runs: BackgroundRuns) -> Path:
+    """A folder holding `full` (4 steps) and `resumed` (the same from full's step-2
+    checkpoint), trained in the background (tests/train/resume_job.py)."""
+    work: Path = training_runs.result(RESUMED_RUN)
+    return work
 
 
 @pytest.fixture(scope="session")

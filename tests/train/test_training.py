@@ -4,18 +4,15 @@ the gate unless the general mix is on, the artifacts are what vLLM loads, resume
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
 from safetensors import safe_open
 
 from tests.train.background import TrainedRun
-from tests.train.conftest import ACME_DATA, MIX_STEPS, follows_format
-from train.dataset import prepare_data
-from train.examples import read_examples, write_examples
+from tests.train.conftest import MIX_STEPS, follows_format
+from train.examples import read_examples
 from train.gate import GateThresholds
-from train.trainer import TrainConfig, train
 
 
 def test_format_learned_with_general_mix_and_gate_passes(mixed_run: TrainedRun) -> None:
@@ -89,33 +86,18 @@ def test_run_folder_holds_card_curve_gate_and_a_servable_adapter(mixed_run: Trai
     assert len(keys) == 30 * 7 * 2
 
 
-def test_resume_continues_from_a_checkpoint(base_model: str, tmp_path: Path) -> None:
-    """Stop after step 2 (by keeping only that checkpoint) and resume: steps 3-4 match an
-    uninterrupted run exactly (weights, optimizer, step counter and RNG were restored)."""
-    prepared = prepare_data(ACME_DATA, val_fraction=0.1, seed=0)
-    cfg = TrainConfig(
-        max_steps=4,
-        batch_size=2,  # 8 examples over the 4 steps: resuming needs no more to be shown
-        save_every=2,
-        keep_checkpoints=0,
-        restore_best=False,
-        threads=1,
-        precision="fp32",
-        early_stopping_patience=0,
-    )
-    full = tmp_path / "full"
-    write_examples(full / "data" / "train.jsonl", prepared.train[:8])
-    write_examples(full / "data" / "validation.jsonl", prepared.validation[:2])
-    done = train(cfg, full, base_model, progress=False)
-    assert done.steps == 4
-
-    resumed = tmp_path / "resumed"
-    shutil.copytree(full / "data", resumed / "data")
-    shutil.copytree(full / "checkpoints" / "step-000002", resumed / "checkpoints" / "step-000002")
-    state = json.loads((resumed / "checkpoints" / "step-000002" / "state.json").read_text())
-    assert state["step"] == 2
-    again = train(cfg, resumed, base_model, progress=False)
-    assert again.steps == 4
+def test_resume_continues_from_a_checkpoint(resumed_runs: Path) -> None:
+    """Stopped after step 2 (only that checkpoint kept) and resumed in the background
+    (tests/train/resume_job.py): steps 3-4 match an uninterrupted run exactly (weights,
+    optimizer, step counter and RNG were restored)."""
+    full, resumed = resumed_runs / "full", resumed_runs / "resumed"
+    saved = [
+        json.loads((resumed / "checkpoints" / name / "state.json").read_text())["step"]
+        for name in ("step-000002", "step-000004")
+    ]
+    assert saved == [2, 4]  # it went on from the step-2 checkpoint and saved at step 4
+    card = json.loads((resumed / "run_card.json").read_text())
+    assert card["metrics"]["steps"] == 4 == card["metrics"]["total_steps"]
 
     def losses(run: Path) -> dict[int, float]:
         rows = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
