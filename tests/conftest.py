@@ -57,6 +57,7 @@ def postgres() -> Iterator[PostgresServer]:
 
 TRAINED_RUNS = frozenset(
     {"mixed_run", "narrow_run", "golden_gates", "small_gate", "dpo_run", "resumed_runs"}
+    | {"export_commands"}
 )
 """The fixtures that need the session's training runs (tests/train/conftest.py)."""
 

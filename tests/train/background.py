@@ -1,7 +1,8 @@
 """The session's real training work, done in the background: two SFT runs by `lorag train`,
 then what needs them - `lorag adapters gate` with a golden set on both, the gate on small
 custom sets (tests/train/gate_job.py), a DPO run continuing the first once it is published
-(tests/train/dpo_job.py) - and a short run stopped and resumed (tests/train/resume_job.py).
+(tests/train/dpo_job.py) - and a short run stopped and resumed (tests/train/resume_job.py);
+first of all, a factory adapter's export (tests/train/export_job.py).
 
 They are started when the session starts (tests/conftest.py) and run while the gateway tests
 do: those wait on a single vLLM stream most of the time, which leaves a core idle. The jobs go
@@ -31,6 +32,7 @@ from train.gate import GateReport
 __all__ = [
     "ACME_DATA",
     "DPO_RUN",
+    "EXPORTED",
     "GOLDEN_GATES",
     "GOLDEN_JSON",
     "HELDOUT_ANSWERS",
@@ -63,6 +65,8 @@ of their own and gated by `lorag adapters gate` with GOLDEN_JSON (tests/train/te
 GOLDEN_JSON = DATA / "golden_json.jsonl"
 SMALL_GATE = "acme-small-gate"
 """Then: the gate on small custom sets of acme-mix (tests/train/gate_job.py)."""
+EXPORTED = "export"
+"""First of all (it needs no training): a factory adapter exported (tests/train/export_job.py)."""
 RESUMED_RUN = "resume"
 """Last: training stopped after step 2 and resumed (tests/train/resume_job.py)."""
 DPO_RUN = "acme-dpo"
@@ -95,7 +99,7 @@ class BackgroundRuns:
             "LORAG_DATA_DIR": str(work_dir),
             "LORAG_BASE_MODEL": str(base_model_dir),
         }
-        names = [*RUNS, GOLDEN_GATES, SMALL_GATE, DPO_RUN, RESUMED_RUN]
+        names = [EXPORTED, *RUNS, GOLDEN_GATES, SMALL_GATE, DPO_RUN, RESUMED_RUN]
         self._done: dict[str, threading.Event] = {name: threading.Event() for name in names}
         self.base_model_dir = base_model_dir
         self._outcome: dict[str, Any] = {}  # a run's result, or why it failed (str)
@@ -127,6 +131,7 @@ class BackgroundRuns:
         self._thread.join(timeout=30)
 
     def _train_all(self) -> None:
+        self._finish(EXPORTED, self._export)
         for name, options in RUNS.items():
             command = [sys.executable, "-m", "cli", "train", "--quiet", "--data", str(ACME_DATA)]
             command += ["--name", name, "--no-publish", *_COMMON, *options]
@@ -176,6 +181,13 @@ class BackgroundRuns:
         argv = [str(out), str(parent.run_dir / "adapter"), str(self.base_model_dir)]
         self._command(argv, self.env, check=True, module="tests.train.gate_job")
         return GateReport.from_json(json.loads(out.read_text()))
+
+    def _export(self) -> dict[str, Any]:
+        work = self.data_dir / "export"
+        argv = [str(work), str(self.base_model_dir)]
+        self._command(argv, self.env, check=True, module="tests.train.export_job")
+        done: dict[str, Any] = json.loads((work / "commands.json").read_text())
+        return done
 
     def _stop_and_resume(self) -> Path:
         work = self.data_dir / "resume"

@@ -19,12 +19,14 @@ changing them, copy what the test wrote into its `cache` folder).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.train.background import (
     ACME_DATA,
     DPO_RUN,
+    EXPORTED,
     GOLDEN_GATES,
     MIX_STEPS,
     NARROW_STEPS,
@@ -74,6 +76,14 @@ def small_gate(training_runs: BackgroundRuns) -> GateReport:
     background once the runs trained."""
     report: GateReport = training_runs.result(SMALL_GATE)
     return report
+
+
+@pytest.fixture(scope="session")
+def export_commands(training_runs: BackgroundRuns) -> dict[str, Any]:
+    """A factory adapter imported and exported by `lorag` in the background
+    (tests/train/export_job.py): each command's exit code and output, and the paths."""
+    done: dict[str, Any] = training_runs.result(EXPORTED)
+    return done
 
 
 @pytest.fixture(scope="session")

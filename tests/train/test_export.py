@@ -3,7 +3,8 @@
 One factory adapter (every linear layer, rank 8, B small enough that the answers change but
 stay sentences: where a model is unsure, rounding flips tokens, so a garbling adapter would
 measure noise) is imported into a fresh data directory and exported through the CLI, twice:
-the merged folder (float32) with the f16 GGUF, then the q8_0 GGUF. Then, greedy, float32,
+the merged folder (float32) with the f16 GGUF, then the q8_0 GGUF - in the background while
+the gateway tests run (tests/train/export_job.py). Then, greedy, float32,
 16 tokens on a few prompts:
 
 1. the merged model answers exactly like peft's base+adapter, and unlike the base;
@@ -28,6 +29,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -38,9 +40,7 @@ from cli.main import main
 from lorag.chat_template import DEFAULT_SYSTEM_PROMPT
 from lorag.settings import BUNDLED_MODEL_NAME
 from tests.conftest import Gateway
-from tests.factories import make_lora_adapter
 
-ALL_LINEAR = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 QUESTIONS = [
     "What is the capital of France?",
     "Write a haiku about the sea.",
@@ -90,35 +90,17 @@ def _cli(*argv: str) -> tuple[int, str, str]:
 
 
 @pytest.fixture(scope="module")
-def exported(
-    request: pytest.FixtureRequest, base_model_dir: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Exported]:
-    cache = getattr(request.config, "cache", None)
-    made = Path(cache.mkdir("lorag-adapters-factory")) if cache else tmp_path_factory.mktemp("f")
-    adapter = make_lora_adapter(
-        base_model_dir, made / "lora-export", rank=8, seed=0, targets=ALL_LINEAR, b_std=0.02
-    )
-    root = tmp_path_factory.mktemp("export")
-    with pytest.MonkeyPatch.context() as env:
-        env.setenv("LORAG_DATA_DIR", str(root / "data"))
-        env.setenv("LORAG_BASE_MODEL", str(base_model_dir))
-        env.setenv("LORAG_MODEL_NAME", BUNDLED_MODEL_NAME)
-        assert _cli("tenants", "create", "acme")[0] == 0
-        code, out, err = _cli(
-            "adapters", "import", str(adapter), "--name", "support", "--owner", "acme", "--json"
-        )
-        assert code == 0, err
-        imported = json.loads(out)
-        merged = root / "merged"
-        f16, q8 = root / "f16" / "support.f16.gguf", root / "q8" / "support.gguf"
-        options = ["--merged", str(merged), "--dtype", "float32", "--gguf", str(f16)]
-        code, out, err = _cli("adapters", "export", "support@v1", *options, "--gguf-type", "f16")
-        assert code == 0, err
-        assert f"wrote {merged} (" in out and f"wrote {f16} (" in out
-        code, _, err_q8 = _cli("adapters", "export", "support", "--gguf", str(q8))  # q8_0: default
-        assert code == 0, err_q8
-        code, out, _ = _cli("adapters", "show", "support@v1", "--json")
-        yield Exported(Path(json.loads(out)["path"]), imported["sha256"], merged, f16, q8, err)
+def exported(export_commands: dict[str, Any]) -> Exported:
+    """The background export (tests/train/export_job.py): every command succeeded."""
+    results, paths = export_commands["results"], export_commands["paths"]
+    for name, done in results.items():
+        assert done["code"] == 0, (name, done["err"])
+    merged, f16 = Path(paths["merged"]), Path(paths["f16"])
+    assert f"wrote {merged} (" in results["export"]["out"]
+    assert f"wrote {f16} (" in results["export"]["out"]
+    stored = Path(json.loads(results["show"]["out"])["path"])
+    sha256 = json.loads(results["import"]["out"])["sha256"]
+    return Exported(stored, sha256, merged, f16, Path(paths["q8"]), results["export"]["err"])
 
 
 def _load(path: Path, gguf_file: str | None = None, tokenizer_from: Path | None = None):
