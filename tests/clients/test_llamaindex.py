@@ -44,6 +44,9 @@ def llm(clients: Clients, mode: str, max_tokens: int = 16) -> OpenAILike:
         temperature=0,
         max_tokens=max_tokens,
         max_retries=0,
+        # OpenAI's SDK waits 600 s, LlamaIndex 60 s by default: the client modules' requests
+        # go to vLLM in one batch, which takes over a minute on a slow 2-core CPU
+        timeout=600,
     )
 
 
