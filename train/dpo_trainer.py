@@ -32,14 +32,21 @@ import torch
 from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
 
-from train.checkpoints import TrainState, latest_checkpoint, load_checkpoint
+from train.checkpoints import latest_checkpoint
 from train.config import TrainConfig
 from train.dpo import answer_logps, dpo_loss, encode_pair, pair_logps
 from train.encoding import collate
 from train.errors import InvalidOption
 from train.inference import autocast_context
-from train.loop import Evaluation, MicroBatch, TrainResult, begin, finish, optimize
-from train.model_setup import load_base
+from train.loop import (
+    Evaluation,
+    MicroBatch,
+    TrainResult,
+    begin,
+    finish,
+    optimize,
+    optimizer_for,
+)
 from train.parent import read_parent, start_lora
 from train.preferences import PreferencePair, read_pairs
 
@@ -80,19 +87,12 @@ def train_dpo(
     cfg: TrainConfig, run_dir: Path, base_model: str, *, progress: bool = True
 ) -> TrainResult:
     """Train (or resume) a DPO adapter and write it; see the module docstring."""
-    hardware = begin(cfg, run_dir, base_model)
+    hardware, model, tokenizer = begin(cfg, run_dir, base_model)
     device, precision = hardware.device, hardware.precision.value
 
     # data, and the starting model: the base (no LoRA yet) or the parent's weights
     train_pairs = read_pairs(run_dir / "data" / "train.jsonl")
     val_pairs = read_pairs(run_dir / "data" / "validation.jsonl")
-    model, tokenizer = load_base(
-        base_model,
-        device=device,
-        quantization=hardware.quantization,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-    )
-    model.config.use_cache = False
     parent = read_parent(run_dir)
     if parent is not None:
         model = start_lora(model, cfg, run_dir)
@@ -116,9 +116,7 @@ def train_dpo(
         set_peft_model_state_dict(
             model, load_file(checkpoint / "adapter" / "adapter_model.safetensors")
         )
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = TrainState() if checkpoint is None else load_checkpoint(checkpoint, optimizer)
+    optimizer, state = optimizer_for(model, cfg, checkpoint)
     pad_id = tokenizer.pad_token_id
 
     def micro_batch(indices: list[int]) -> MicroBatch:

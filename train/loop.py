@@ -5,7 +5,8 @@ the forward and backward pass of the examples at those indices of its training s
 already divided by `grad_accum`) and says what it cost; `evaluate()` scores the validation
 split. Everything else is the same for both and lives here:
 
-    begin       threads, seed, device, quantization, precision; config.json
+    begin       threads, seed, device, quantization, precision; config.json; the base model
+    optimizer_for  AdamW over the LoRA weights, and the state (fresh, or a checkpoint's)
     optimize    steps of `grad_accum` micro-batches in a seeded order per epoch, warmup then
                 constant or cosine learning rate, gradient clipping, a log row per step and
                 per evaluation (log.jsonl), the best adapter by validation loss (best/),
@@ -29,10 +30,16 @@ from peft import set_peft_model_state_dict
 from safetensors.torch import load_file
 from tqdm import tqdm
 
-from train.checkpoints import TrainState, prune_checkpoints, save_adapter, save_checkpoint
+from train.checkpoints import (
+    TrainState,
+    load_checkpoint,
+    prune_checkpoints,
+    save_adapter,
+    save_checkpoint,
+)
 from train.config import TrainConfig
 from train.errors import TrainingFailed
-from train.model_setup import pick_device, resolve_precision, resolve_quantization
+from train.model_setup import load_base, pick_device, resolve_precision, resolve_quantization
 from train.run_card import device_description, library_versions, plot_losses, update_run_card
 
 __all__ = [
@@ -45,6 +52,7 @@ __all__ = [
     "finish",
     "lr_at",
     "optimize",
+    "optimizer_for",
 ]
 
 
@@ -124,8 +132,9 @@ def epoch_order(n: int, seed: int, epoch: int) -> list[int]:
     return order
 
 
-def begin(cfg: TrainConfig, run_dir: Path, base_model: str) -> Hardware:
-    """Threads, seed and hardware of a run; its config.json (what `--resume` reads back)."""
+def begin(cfg: TrainConfig, run_dir: Path, base_model: str) -> tuple[Hardware, Any, Any]:
+    """Threads, seed and hardware of a run; its config.json (what `--resume` reads back); the
+    base model (no KV cache while training) and its tokenizer."""
     started = time.monotonic()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -140,7 +149,25 @@ def begin(cfg: TrainConfig, run_dir: Path, base_model: str) -> Hardware:
     (run_dir / "config.json").write_text(
         json.dumps({"base_model": base_model, "train": cfg.to_json()}, indent=2)
     )
-    return hardware
+    model, tokenizer = load_base(
+        base_model,
+        device=device,
+        quantization=hardware.quantization,
+        gradient_checkpointing=cfg.gradient_checkpointing,
+    )
+    model.config.use_cache = False
+    return hardware, model, tokenizer
+
+
+def optimizer_for(
+    model: Any, cfg: TrainConfig, checkpoint: Path | None
+) -> tuple[torch.optim.Optimizer, TrainState]:
+    """AdamW over the trainable (LoRA) weights, and the run's state: fresh, or the
+    checkpoint's (the optimizer's moments restored too)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = TrainState() if checkpoint is None else load_checkpoint(checkpoint, optimizer)
+    return optimizer, state
 
 
 def optimize(

@@ -39,14 +39,22 @@ from pathlib import Path
 
 import torch
 
-from train.checkpoints import TrainState, latest_checkpoint, load_checkpoint
+from train.checkpoints import latest_checkpoint
 from train.config import DEFAULT_TARGETS, TrainConfig, help_for
 from train.encoding import EncodedExample, collate, encode_messages, length_groups
 from train.errors import InvalidOption
 from train.examples import read_examples
 from train.inference import answer_nll, assistant_logits, autocast_context
-from train.loop import Evaluation, MicroBatch, TrainResult, begin, finish, optimize
-from train.model_setup import load_adapter, load_base
+from train.loop import (
+    Evaluation,
+    MicroBatch,
+    TrainResult,
+    begin,
+    finish,
+    optimize,
+    optimizer_for,
+)
+from train.model_setup import load_adapter
 from train.parent import start_lora
 
 __all__ = [
@@ -62,19 +70,12 @@ def train(
     cfg: TrainConfig, run_dir: Path, base_model: str, *, progress: bool = True
 ) -> TrainResult:
     """Train (or resume, if `run_dir` has checkpoints) and write the adapter; see module doc."""
-    hardware = begin(cfg, run_dir, base_model)
+    hardware, model, tokenizer = begin(cfg, run_dir, base_model)
     device, precision = hardware.device, hardware.precision.value
 
     # data: tokenized once; examples cut to nothing by max_seq_len are dropped
     train_examples = read_examples(run_dir / "data" / "train.jsonl")
     val_examples = read_examples(run_dir / "data" / "validation.jsonl")
-    model, tokenizer = load_base(
-        base_model,
-        device=device,
-        quantization=hardware.quantization,
-        gradient_checkpointing=cfg.gradient_checkpointing,
-    )
-    model.config.use_cache = False  # no KV cache while training
     encoded: list[EncodedExample] = []
     for example in train_examples:
         item = encode_messages(
@@ -92,9 +93,7 @@ def train(
         model = start_lora(model, cfg, run_dir)  # fresh, or the `--from` version's weights
     else:
         model = load_adapter(model, checkpoint / "adapter", trainable=True)
-    params = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    state = TrainState() if checkpoint is None else load_checkpoint(checkpoint, optimizer)
+    optimizer, state = optimizer_for(model, cfg, checkpoint)
     pad_id = tokenizer.pad_token_id
 
     def micro_batch(indices: list[int]) -> MicroBatch:
